@@ -1,0 +1,1 @@
+"""behavior-memory: procedural memory for LLM agents."""
