@@ -1,0 +1,74 @@
+"""Ordered schema migrations of the SQLite handbook; ``PRAGMA user_version`` records how many ran.
+
+Append a new script to ``MIGRATIONS`` to change the schema; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: behaviors (with their vectors), traces and their steps, per-namespace change counters
+    """
+    CREATE TABLE behaviors (
+        id          TEXT PRIMARY KEY,
+        namespace   TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        instruction TEXT NOT NULL,
+        topic       TEXT,
+        tags        TEXT NOT NULL DEFAULT '[]',
+        status      TEXT NOT NULL,
+        pinned      INTEGER NOT NULL DEFAULT 0,
+        sources     TEXT NOT NULL DEFAULT '[]',
+        model       TEXT,
+        shown       INTEGER NOT NULL DEFAULT 0,
+        cited       INTEGER NOT NULL DEFAULT 0,
+        helped      INTEGER NOT NULL DEFAULT 0,
+        hurt        INTEGER NOT NULL DEFAULT 0,
+        version     INTEGER NOT NULL DEFAULT 1,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        vector      BLOB,
+        UNIQUE (namespace, name)
+    );
+    CREATE INDEX behaviors_by_topic ON behaviors (namespace, topic);
+
+    CREATE TABLE traces (
+        id                  TEXT PRIMARY KEY,
+        namespace           TEXT NOT NULL,
+        task                TEXT NOT NULL,
+        topic               TEXT,
+        answer              TEXT,
+        outcome             TEXT NOT NULL,
+        score               REAL,
+        feedback            TEXT,
+        shown               TEXT NOT NULL DEFAULT '[]',
+        cited               TEXT NOT NULL DEFAULT '[]',
+        reflection_status   TEXT NOT NULL,
+        reflection_error    TEXT,
+        reflection_attempts INTEGER NOT NULL DEFAULT 0,
+        claimed_at          REAL,
+        minted              TEXT NOT NULL DEFAULT '[]',
+        metadata            TEXT NOT NULL DEFAULT '{}',
+        created_at          TEXT NOT NULL,
+        finished_at         TEXT
+    );
+    CREATE INDEX traces_by_status ON traces (reflection_status, created_at);
+    CREATE INDEX traces_by_namespace ON traces (namespace, created_at);
+
+    CREATE TABLE steps (
+        trace_id TEXT NOT NULL REFERENCES traces (id) ON DELETE CASCADE,
+        idx      INTEGER NOT NULL,
+        data     TEXT NOT NULL,
+        PRIMARY KEY (trace_id, idx)
+    );
+
+    CREATE TABLE namespace_versions (
+        namespace TEXT PRIMARY KEY,
+        version   INTEGER NOT NULL
+    );
+
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
