@@ -1,0 +1,58 @@
+# The README names these targets. `make demo` runs the main job, `make test` the whole test suite;
+# both install what they need into .venv first (wheels are cached by pip under ~/.cache/pip, the
+# CPU vLLM and the converted model under ~/.cache/behavior-memory).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS ?= dev,embeddings
+
+.PHONY: install demo tour test test-unit test-integration bench lint typecheck lock clean serve stop
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The CPU build of torch lies on this machine's disk; asking for it by version keeps pip from a CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/bmem demo
+
+tour: install
+	$(BIN)/python examples/01_handbook_tour.py
+
+test: install
+	$(BIN)/python -m pytest tests
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit tests/e2e -m "not integration"
+
+test-integration: install
+	$(BIN)/python -m pytest tests/integration
+
+bench: install
+	$(BIN)/python bench/bench_retrieval.py
+
+lint: install
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
+
+typecheck: install
+	$(BIN)/mypy
+
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^torch==' > constraints.txt
+
+serve: install
+	$(BIN)/bmem serve
+
+stop: install
+	$(BIN)/bmem serve --stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

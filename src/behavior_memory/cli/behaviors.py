@@ -1,0 +1,136 @@
+"""``bmem behaviors list|show|search|add|rm|export|import``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..memory.models import BehaviorStatus
+from .context import CliContext, pass_ctx
+from .render import behavior_table
+
+__all__ = ["behaviors"]
+
+_STATUSES = click.Choice([s.value for s in BehaviorStatus])
+
+
+@click.group()
+def behaviors() -> None:
+    """Manage the behaviors of the handbook."""
+
+
+@behaviors.command("list")
+@click.option("--status", type=_STATUSES, help="Only behaviors with this status.")
+@click.option("--topic", help="Only behaviors of this topic.")
+@click.option("--limit", type=int, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def list_(obj: CliContext, status: str | None, topic: str | None, limit: int | None, as_json: bool) -> None:
+    """List behaviors, ordered by name."""
+    memory = obj.memory()
+    items = memory.handbook.list(status=status, topic=topic, limit=limit)
+    if as_json:
+        for b in items:
+            click.echo(b.model_dump_json())
+        return
+    obj.console.print(behavior_table(items, title=f"{len(items)} behaviors in '{memory.namespace}'"))
+
+
+@behaviors.command("show")
+@click.argument("key")
+@pass_ctx
+def show(obj: CliContext, key: str) -> None:
+    """Show one behavior (by name or id) with its counters and provenance."""
+    click.echo(json.dumps(obj.memory().handbook.get(key).model_dump(mode="json"), indent=2))
+
+
+@behaviors.command("search")
+@click.argument("query")
+@click.option("-k", type=int, help="How many (default: retrieval.k).")
+@click.option("--topic", help="Topic of the query (topic retrieval).")
+@click.option("--render", "show_block", is_flag=True, help="Print the block an agent would get.")
+@pass_ctx
+def search(obj: CliContext, query: str, k: int | None, topic: str | None, show_block: bool) -> None:
+    """Retrieve the behaviors an agent would get for QUERY."""
+    memory = obj.memory()
+    hits = memory.retrieve(query, k=k, topic=topic)
+    if show_block:
+        block = memory.render(hits)
+        click.echo(block if block else "(no behaviors: the prompt is left unchanged)")
+        obj.err.print(f"[dim]{block.tokens} tokens, {len(block.names)} behaviors, {len(block.dropped)} over budget[/dim]")
+        return
+    obj.console.print(behavior_table(hits, title=f"{len(hits)} behaviors for: {query}"))
+
+
+@behaviors.command("add")
+@click.argument("name")
+@click.argument("instruction")
+@click.option("--topic", help="Topic (the paper's MATH mode retrieves by topic).")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeatable.")
+@click.option("--status", type=_STATUSES, default="active", show_default=True)
+@click.option("--pinned", is_flag=True, help="Always injected first (stable prompt prefix).")
+@pass_ctx
+def add(obj: CliContext, name: str, instruction: str, topic: str | None, tags: tuple[str, ...], status: str,
+        pinned: bool) -> None:
+    """Add a behavior: NAME (behavior_snake_case) and a one-line INSTRUCTION."""
+    b = obj.memory().handbook.add(name, instruction, topic=topic, tags=tags, status=status, pinned=pinned)
+    obj.console.print(f"[green]added[/green] {b.name} ({b.id}) to '{b.namespace}'")
+
+
+@behaviors.command("rm")
+@click.argument("keys", nargs=-1, required=True)
+@pass_ctx
+def rm(obj: CliContext, keys: tuple[str, ...]) -> None:
+    """Remove behaviors by name or id."""
+    memory = obj.memory()
+    for key in keys:
+        memory.handbook.remove(key)
+        obj.console.print(f"[green]removed[/green] {key}")
+
+
+@behaviors.command("set-status")
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--status", type=_STATUSES, required=True)
+@pass_ctx
+def set_status(obj: CliContext, keys: tuple[str, ...], status: str) -> None:
+    """Change the status of behaviors (approve candidates, quarantine, archive)."""
+    memory = obj.memory()
+    for key in keys:
+        b = memory.handbook.update(key, status=status)
+        obj.console.print(f"{b.name}: {b.status}")
+
+
+@behaviors.command("export")
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="File (default: stdout).")
+@pass_ctx
+def export(obj: CliContext, out: Path | None) -> None:
+    """Export the namespace's behaviors as JSONL."""
+    memory = obj.memory()
+    if out is None:
+        count = memory.handbook.export_jsonl(sys.stdout)
+    else:
+        with out.open("w", encoding="utf-8") as fh:
+            count = memory.handbook.export_jsonl(fh)
+    obj.err.print(f"[dim]exported {count} behaviors from '{memory.namespace}'[/dim]")
+
+
+@behaviors.command("import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True, allow_dash=True))
+@click.option("--replace", is_flag=True, help="Replace behaviors that already exist (default: skip them).")
+@pass_ctx
+def import_(obj: CliContext, source: Path, replace: bool) -> None:
+    """Import behaviors from a JSONL file ('-' for stdin); bad lines are reported, good ones kept."""
+    memory = obj.memory()
+    src = sys.stdin.buffer if str(source) == "-" else source
+    report = memory.handbook.import_jsonl(src, replace=replace)
+    obj.console.print(f"imported {report.imported}, replaced {report.replaced}, skipped {len(report.skipped)}, "
+                      f"rejected {len(report.errors)} into '{memory.namespace}'")
+    for number, reason in report.skipped:
+        obj.err.print(f"[yellow]line {number}: skipped: {reason}[/yellow]")
+    for number, reason in report.errors:
+        obj.err.print(f"[red]line {number}: {reason}[/red]")
+    if report.errors:
+        sys.exit(2)  # partial import: the good lines are stored, the caller should look at the rest

@@ -1,0 +1,57 @@
+"""What every command shares: which configuration to read, and the memory built from it, lazily."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..config import DEFAULT_CONFIG_NAME, BehaviorMemoryConfig, load_config
+from ..errors import ConfigError
+from ..facade import BehaviorMemory
+
+__all__ = ["CliContext", "pass_ctx"]
+
+
+@dataclass
+class CliContext:
+    config_path: Path | None
+    namespace: str | None
+    debug: bool
+    console: Console = field(default_factory=Console)
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+    _config: BehaviorMemoryConfig | None = None
+    _memory: BehaviorMemory | None = None
+
+    def config(self) -> BehaviorMemoryConfig:
+        """The --config file, else ./behavior-memory.yaml, else the defaults (with a note)."""
+        if self._config is None:
+            if self.config_path is not None:
+                if not self.config_path.exists():
+                    raise ConfigError("the configuration file does not exist", path=str(self.config_path))
+                self._config = load_config(self.config_path)
+            elif Path(DEFAULT_CONFIG_NAME).exists():
+                self._config = load_config(DEFAULT_CONFIG_NAME)
+            else:
+                self._config = BehaviorMemoryConfig()
+                self.err.print(
+                    f"[dim]no ./{DEFAULT_CONFIG_NAME} here: using the defaults "
+                    f"(handbook {self._config.store_path()}); `bmem init` writes one[/dim]"
+                )
+            if self.namespace:
+                self._config.namespace = self.namespace
+        return self._config
+
+    def memory(self) -> BehaviorMemory:
+        if self._memory is None:
+            self._memory = BehaviorMemory(self.config())
+        return self._memory
+
+    def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
+
+
+pass_ctx = click.make_pass_decorator(CliContext)
