@@ -1,0 +1,157 @@
+"""Per-namespace caches that follow the store's ``change_token``.
+
+Retrieval must be fast on every call, while the handbook changes rarely (after a reflection). So
+each retriever keeps what it derived from the store (the injectable behaviors, a vector matrix, a
+BM25 index) per namespace, tagged with the token it was built under, and rebuilds only when
+``store.change_token(namespace)`` differs. One ``SnapshotCache`` can be shared by several retrievers
+over the same store, so the behaviors are held in memory once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ..memory.models import INJECTABLE_STATUSES, Behavior
+from ..memory.store import HandbookStore
+
+__all__ = ["NamespaceCache", "Snapshot", "SnapshotCache", "normalize_topic", "top_rows"]
+
+T = TypeVar("T")
+
+
+def normalize_topic(topic: str | None) -> str | None:
+    """Topics match case- and space-insensitively: ``" Number Theory"`` is ``"number theory"``."""
+    if topic is None:
+        return None
+    text = " ".join(topic.split()).casefold()
+    return text or None
+
+
+class NamespaceCache(Generic[T]):
+    """``get(namespace)`` returns ``build(namespace, token)``, rebuilt only when the change token moves.
+
+    Thread-safe: readers of a fresh entry take no lock; a rebuild holds a per-namespace lock so
+    concurrent callers build once, and other namespaces are not blocked meanwhile.
+    """
+
+    def __init__(self, store: HandbookStore, build: Callable[[str, int], T]) -> None:
+        self.store = store
+        self._build = build
+        self._entries: dict[str, tuple[int, T]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.builds = 0  # how many times anything was built (for tests and stats)
+
+    def get(self, namespace: str, token: int | None = None) -> T:
+        """The value for ``namespace``; pass ``token`` when the caller has just read it."""
+        if token is None:
+            token = self.store.change_token(namespace)
+        entry = self._entries.get(namespace)
+        if entry is not None and entry[0] == token:
+            return entry[1]
+        with self._guard:
+            lock = self._locks.setdefault(namespace, threading.Lock())
+        with lock:
+            entry = self._entries.get(namespace)
+            if entry is not None and entry[0] == token:
+                return entry[1]
+            # The token was read before the data: a change that lands while we build leaves a
+            # newer token in the store, so the next call rebuilds instead of serving stale data.
+            value = self._build(namespace, token)
+            self._entries[namespace] = (token, value)
+            self.builds += 1
+            return value
+
+    def clear(self) -> None:
+        """Forget every namespace (the next call rebuilds)."""
+        with self._guard:
+            self._entries.clear()
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The injectable behaviors of one namespace, sorted by name, with lookups retrievers need."""
+
+    behaviors: tuple[Behavior, ...]
+    row_of: dict[str, int]  # behavior id -> row
+    topic_codes: dict[str, int]  # normalised topic -> code
+    topics: npt.NDArray[np.int32]  # topic code of each row, -1 for none
+    pinned: tuple[int, ...]  # rows of pinned behaviors, in name order
+    _topic_rows: dict[str, npt.NDArray[np.intp]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, behaviors: list[Behavior]) -> Snapshot:
+        allowed = set(INJECTABLE_STATUSES)  # stores filter too; we do not rely on it
+        kept = sorted((b for b in behaviors if b.status in allowed), key=lambda b: b.name)
+        codes: dict[str, int] = {}
+        topics = np.full(len(kept), -1, dtype=np.int32)
+        for row, behavior in enumerate(kept):
+            key = normalize_topic(behavior.topic)
+            if key is not None:
+                topics[row] = codes.setdefault(key, len(codes))
+        return cls(
+            behaviors=tuple(kept),
+            row_of={b.id: row for row, b in enumerate(kept)},
+            topic_codes=codes,
+            topics=topics,
+            pinned=tuple(row for row, b in enumerate(kept) if b.pinned),
+        )
+
+    def __len__(self) -> int:
+        return len(self.behaviors)
+
+    def topic_mask(self, topic: str | None) -> npt.NDArray[np.bool_] | None:
+        """Boolean mask of the rows of ``topic``; ``None`` when no topic filter applies."""
+        key = normalize_topic(topic)
+        if key is None:
+            return None
+        code = self.topic_codes.get(key)
+        if code is None:
+            return np.zeros(len(self.behaviors), dtype=bool)
+        mask: npt.NDArray[np.bool_] = self.topics == code
+        return mask
+
+    def topic_rows(self, topic: str | None) -> npt.NDArray[np.intp]:
+        """Rows of ``topic`` in name order (empty for no topic or an unknown one)."""
+        key = normalize_topic(topic)
+        if key is None or key not in self.topic_codes:
+            return np.zeros(0, dtype=np.intp)
+        rows = self._topic_rows.get(key)
+        if rows is None:
+            rows = self._topic_rows[key] = np.flatnonzero(self.topics == self.topic_codes[key])
+        return rows
+
+
+class SnapshotCache(NamespaceCache[Snapshot]):
+    """Snapshots of ``store``'s injectable behaviors, one per namespace, following the change token."""
+
+    def __init__(self, store: HandbookStore) -> None:
+        super().__init__(store, self._load)
+
+    def _load(self, namespace: str, token: int) -> Snapshot:
+        return Snapshot.build(self.store.list_behaviors(namespace, statuses=INJECTABLE_STATUSES))
+
+
+def top_rows(scores: npt.NDArray[np.float32], k: int, floor: float = -np.inf) -> npt.NDArray[np.intp]:
+    """Positions of the ``k`` best scores ``>= floor``, ordered by ``(-score, position)``.
+
+    ``np.argpartition`` alone would pick arbitrarily among scores tied at the k-th place; taking
+    every position at or above the k-th value and sorting with the position as tie-breaker keeps
+    the choice stable (rows are in name order, so ties go to the smaller name).
+    """
+    n = int(scores.shape[0])
+    if k <= 0 or n == 0:
+        return np.zeros(0, dtype=np.intp)
+    threshold = floor
+    if k < n:
+        kth = float(np.partition(scores, n - k)[n - k])
+        threshold = max(threshold, kth)
+    candidates = np.flatnonzero(scores >= threshold)
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order[:k]]
