@@ -449,3 +449,34 @@ def test_build_retriever_shapes(store: MemoryStore) -> None:
 def test_vector_index_size(store: MemoryStore) -> None:
     store.put_behaviors([(behavior("aa"), QUERY), (behavior("bb", status=BehaviorStatus.ARCHIVED), QUERY)])
     assert VectorIndex(store).size("default") == 1
+
+
+def test_composite_retrievers_read_the_change_token_once_per_query(store: MemoryStore) -> None:
+    store.put_behaviors(
+        [(behavior(name, text, pinned=True), with_cosine(0.5)) for name, text in CORPUS.items()]
+    )
+    retriever = build_retriever(RetrievalConfig(), store, TableEmbedder({}))
+    retriever.retrieve("union of sets", namespace="default", k=3)  # builds
+    store.calls.clear()
+    retriever.retrieve("union of sets", namespace="default", k=3)
+    assert store.calls == {"change_token": 1}
+
+
+async def test_composite_async_reads_the_change_token_once(store: MemoryStore) -> None:
+    store.put_behaviors([(behavior(name, text), with_cosine(0.5)) for name, text in CORPUS.items()])
+    retriever = build_retriever(RetrievalConfig(), store, TableEmbedder({}))
+    await retriever.aretrieve("union of sets", namespace="default", k=3)
+    store.calls.clear()
+    await retriever.aretrieve("union of sets", namespace="default", k=3)
+    assert store.calls == {"change_token": 1}
+
+
+def test_snapshot_compaction_keeps_every_value(store: MemoryStore) -> None:
+    full = behavior("full", "alpha beta", topic="tt").model_dump()
+    stored = Behavior(**full)  # every field given, as a store builds it
+    before = stored.model_dump(exclude_unset=True)
+    store.put_behavior(stored, QUERY)
+    cached = SnapshotCache(store).get("default").behaviors[0]
+    assert cached.model_dump(exclude_unset=True) == before == full
+    cached.shown = 5  # assignment still validates and works
+    assert cached.shown == 5 and cached.model_fields_set == set(Behavior.model_fields)

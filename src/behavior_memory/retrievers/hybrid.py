@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ..memory.models import Behavior
 from .base import Retriever, ScoredBehavior, rank
+from .snapshot import one_version
 
 __all__ = ["HybridRetriever"]
 
@@ -50,9 +51,9 @@ class HybridRetriever(Retriever):
         if k <= 0:
             return []
         depth = self._depth(k)
-        return self.fuse(
-            [r.retrieve(query, namespace=namespace, k=depth, topic=topic) for r in self.retrievers], k
-        )
+        with one_version():
+            lists = [r.retrieve(query, namespace=namespace, k=depth, topic=topic) for r in self.retrievers]
+        return self.fuse(lists, k)
 
     async def aretrieve(
         self, query: str, *, namespace: str, k: int, topic: str | None = None
@@ -60,7 +61,8 @@ class HybridRetriever(Retriever):
         if k <= 0:
             return []
         depth = self._depth(k)
-        lists = await asyncio.gather(
-            *(r.aretrieve(query, namespace=namespace, k=depth, topic=topic) for r in self.retrievers)
-        )
+        with one_version():
+            lists = await asyncio.gather(
+                *(r.aretrieve(query, namespace=namespace, k=depth, topic=topic) for r in self.retrievers)
+            )
         return self.fuse(lists, k)

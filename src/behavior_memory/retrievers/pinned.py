@@ -13,7 +13,7 @@ import asyncio
 
 from ..memory.store import HandbookStore
 from .base import Retriever, ScoredBehavior
-from .snapshot import Snapshot, SnapshotCache
+from .snapshot import Snapshot, SnapshotCache, one_version
 
 __all__ = ["PinnedFirstRetriever"]
 
@@ -39,14 +39,17 @@ class PinnedFirstRetriever(Retriever):
     ) -> list[ScoredBehavior]:
         if k <= 0:
             return []
-        found = self.inner.retrieve(query, namespace=namespace, k=k, topic=topic)
-        return self._merge(self.snapshots.get(namespace), found)
+        with one_version():
+            snapshot = self.snapshots.get(namespace)
+            found = self.inner.retrieve(query, namespace=namespace, k=k, topic=topic)
+        return self._merge(snapshot, found)
 
     async def aretrieve(
         self, query: str, *, namespace: str, k: int, topic: str | None = None
     ) -> list[ScoredBehavior]:
         if k <= 0:
             return []
-        found = await self.inner.aretrieve(query, namespace=namespace, k=k, topic=topic)
-        snapshot = await asyncio.to_thread(self.snapshots.get, namespace)
+        with one_version():
+            snapshot = await asyncio.to_thread(self.snapshots.get, namespace)
+            found = await self.inner.aretrieve(query, namespace=namespace, k=k, topic=topic)
         return self._merge(snapshot, found)

@@ -9,8 +9,11 @@ over the same store, so the behaviors are held in memory once.
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -20,9 +23,50 @@ import numpy.typing as npt
 from ..memory.models import INJECTABLE_STATUSES, Behavior
 from ..memory.store import HandbookStore
 
-__all__ = ["NamespaceCache", "Snapshot", "SnapshotCache", "normalize_topic", "top_rows"]
+__all__ = [
+    "NamespaceCache",
+    "Snapshot",
+    "SnapshotCache",
+    "change_token",
+    "normalize_topic",
+    "one_version",
+    "top_rows",
+]
 
 T = TypeVar("T")
+
+# (id(store), namespace) -> token, while a ``one_version`` scope is open in this context
+_SCOPE: ContextVar[dict[tuple[int, str], int] | None] = ContextVar("behavior_memory_tokens", default=None)
+
+
+@contextmanager
+def one_version() -> Iterator[None]:
+    """Within this scope each (store, namespace) change token is read once and then reused.
+
+    A composite retriever (hybrid, pinned first) opens one, so its parts see the same version of
+    the handbook and the store is asked once instead of once per part. Context variables follow
+    ``asyncio.gather`` tasks and ``asyncio.to_thread`` calls, so async twins share the scope too.
+    """
+    if _SCOPE.get() is not None:  # nested: the outer scope decides
+        yield
+        return
+    reset = _SCOPE.set({})
+    try:
+        yield
+    finally:
+        _SCOPE.reset(reset)
+
+
+def change_token(store: HandbookStore, namespace: str) -> int:
+    """``store.change_token(namespace)``, memoised inside a ``one_version`` scope."""
+    memo = _SCOPE.get()
+    if memo is None:
+        return store.change_token(namespace)
+    key = (id(store), namespace)
+    token = memo.get(key)
+    if token is None:
+        token = memo[key] = store.change_token(namespace)
+    return token
 
 
 def normalize_topic(topic: str | None) -> str | None:
@@ -51,7 +95,7 @@ class NamespaceCache(Generic[T]):
     def get(self, namespace: str, token: int | None = None) -> T:
         """The value for ``namespace``; pass ``token`` when the caller has just read it."""
         if token is None:
-            token = self.store.change_token(namespace)
+            token = change_token(self.store, namespace)
         entry = self._entries.get(namespace)
         if entry is not None and entry[0] == token:
             return entry[1]
@@ -74,12 +118,32 @@ class NamespaceCache(Generic[T]):
             self._entries.clear()
 
 
+#: One set shared by every cached behavior that had all fields set (see ``_compact``).
+_ALL_FIELDS: set[str] = set(Behavior.model_fields)
+
+
+def _compact(behavior: Behavior) -> Behavior:
+    """Trim the per-object overhead of a cached behavior, without changing any value.
+
+    A store builds each behavior with every field given, so pydantic keeps a private 17-name set
+    per object (~730 bytes: a third of its size). An equal set shared by all behaves the same
+    (an assignment adds a name already in it), and the namespace and topic strings, repeated
+    across thousands of rows, are interned. This keeps the cache under 2 KB per behavior.
+    """
+    if behavior.__pydantic_fields_set__ == _ALL_FIELDS:
+        object.__setattr__(behavior, "__pydantic_fields_set__", _ALL_FIELDS)
+    values = behavior.__dict__
+    values["namespace"] = sys.intern(values["namespace"])
+    if values["topic"] is not None:
+        values["topic"] = sys.intern(values["topic"])
+    return behavior
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """The injectable behaviors of one namespace, sorted by name, with lookups retrievers need."""
 
     behaviors: tuple[Behavior, ...]
-    row_of: dict[str, int]  # behavior id -> row
     topic_codes: dict[str, int]  # normalised topic -> code
     topics: npt.NDArray[np.int32]  # topic code of each row, -1 for none
     pinned: tuple[int, ...]  # rows of pinned behaviors, in name order
@@ -88,7 +152,7 @@ class Snapshot:
     @classmethod
     def build(cls, behaviors: list[Behavior]) -> Snapshot:
         allowed = set(INJECTABLE_STATUSES)  # stores filter too; we do not rely on it
-        kept = sorted((b for b in behaviors if b.status in allowed), key=lambda b: b.name)
+        kept = sorted((_compact(b) for b in behaviors if b.status in allowed), key=lambda b: b.name)
         codes: dict[str, int] = {}
         topics = np.full(len(kept), -1, dtype=np.int32)
         for row, behavior in enumerate(kept):
@@ -97,7 +161,6 @@ class Snapshot:
                 topics[row] = codes.setdefault(key, len(codes))
         return cls(
             behaviors=tuple(kept),
-            row_of={b.id: row for row, b in enumerate(kept)},
             topic_codes=codes,
             topics=topics,
             pinned=tuple(row for row, b in enumerate(kept) if b.pinned),
@@ -105,6 +168,10 @@ class Snapshot:
 
     def __len__(self) -> int:
         return len(self.behaviors)
+
+    def row_of(self) -> dict[str, int]:
+        """Behavior id -> row (built on demand: only index builds need it)."""
+        return {b.id: row for row, b in enumerate(self.behaviors)}
 
     def topic_mask(self, topic: str | None) -> npt.NDArray[np.bool_] | None:
         """Boolean mask of the rows of ``topic``; ``None`` when no topic filter applies."""

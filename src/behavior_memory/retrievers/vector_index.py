@@ -40,7 +40,8 @@ class VectorIndex:
     def _build(self, namespace: str, token: int) -> _Matrix:
         snapshot = self.snapshots.get(namespace, token)
         ids, matrix = self.store.vectors(namespace)
-        pairs = sorted((snapshot.row_of[i], j) for j, i in enumerate(ids) if i in snapshot.row_of)
+        row_of = snapshot.row_of()
+        pairs = sorted((row_of[i], j) for j, i in enumerate(ids) if i in row_of)
         if not pairs:
             return _Matrix(snapshot, np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.intp))
         rows = np.fromiter((r for r, _ in pairs), dtype=np.intp, count=len(pairs))
