@@ -85,8 +85,19 @@ class ReflectionConfig(_Section):
     max_trace_tokens: int = Field(
         default=3000, gt=100, description="Longer traces are cut in the middle (task and end kept)."
     )
-    max_behaviors_per_trace: int = Field(default=5, ge=1, description="At most this many behaviors per trace.")
+    max_behaviors_per_trace: int = Field(default=5, ge=1, le=20, description="At most this many behaviors per trace.")
+    min_behaviors_per_trace: int = Field(
+        default=1, ge=0, le=20,
+        description="The extraction schema asks for at least this many (0 lets the model propose none).",
+    )
+    reflection_max_tokens: int = Field(default=512, gt=0, description="Output budget of the reflection stage.")
+    extraction_max_tokens: int = Field(default=400, gt=0, description="Output budget of the extraction stage.")
     model: str | None = Field(default=None, description="Model for reflection; default: llm.model.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra request fields for the reflection calls only, e.g. {repetition_penalty: 1.2} "
+        "for small models that loop.",
+    )
     reflection_prompt: str | None = Field(default=None, description="Override (text or '@file').")
     extraction_prompt: str | None = Field(default=None, description="Override (text or '@file').")
 

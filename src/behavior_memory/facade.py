@@ -168,6 +168,10 @@ class BehaviorMemory:
                     client = LLMClient(self.config.llm.model_copy(update={"model": cfg.model}))
                 reflector = Reflector(
                     client, max_trace_tokens=cfg.max_trace_tokens, max_behaviors=cfg.max_behaviors_per_trace,
+                    min_behaviors=cfg.min_behaviors_per_trace,
+                    reflection_max_tokens=cfg.reflection_max_tokens,
+                    extraction_max_tokens=cfg.extraction_max_tokens,
+                    extra_body=cfg.extra_body,
                     reflection_prompt=self.config.resolve(cfg.reflection_prompt),
                     extraction_prompt=self.config.resolve(cfg.extraction_prompt),
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,9 @@ class CliContext:
     config_path: Path | None
     namespace: str | None
     debug: bool
-    console: Console = field(default_factory=Console)
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    # Soft wrap keeps paths and ids whole; piped output gets room for the tables instead of 80 columns.
+    console: Console = field(default_factory=lambda: Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140))
+    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
     _config: BehaviorMemoryConfig | None = None
     _memory: BehaviorMemory | None = None
 

@@ -16,8 +16,11 @@ import click
 from ..errors import BehaviorMemoryError
 from .behaviors import behaviors
 from .config_cmd import config
+from .demo import demo
 from .context import CliContext
 from .init_cmd import init
+from .reflect import reflect
+from .serve import serve
 from .traces import traces
 
 __all__ = ["cli", "main"]
@@ -58,6 +61,9 @@ cli.add_command(init)
 cli.add_command(config)
 cli.add_command(behaviors)
 cli.add_command(traces)
+cli.add_command(reflect)
+cli.add_command(serve)
+cli.add_command(demo)
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from functools import cache
+
+from pydantic import BaseModel, Field, create_model
 
 from ..errors import InvalidBehaviorError
 from ..llm.client import ChatResult, LLMClient
@@ -29,14 +31,29 @@ log = logging.getLogger(__name__)
 class ExtractedBehavior(BaseModel):
     """One behavior as the extraction stage returns it; the schema constrains the model's output."""
 
-    name: str = Field(pattern=r"^behavior_[a-z0-9_]{2,60}$", description="behavior_snake_case")
-    instruction: str = Field(min_length=3, max_length=300, pattern=r"^[^\n\r]+$")
+    # Tight bounds: constrained decoding follows them, so a small model cannot ramble past its budget.
+    name: str = Field(pattern=r"^behavior_[a-z0-9_]{2,48}$", description="behavior_snake_case")
+    instruction: str = Field(min_length=8, max_length=200, pattern=r"^[^\n\r]+$")
 
 
 class Extraction(BaseModel):
     """The extraction stage's whole answer."""
 
-    behaviors: list[ExtractedBehavior] = Field(default_factory=list, max_length=8)
+    behaviors: list[ExtractedBehavior] = Field(default_factory=list)
+
+
+@cache
+def extraction_schema(min_behaviors: int, max_behaviors: int) -> type[Extraction]:
+    """``Extraction`` with the count bounds in its JSON Schema, so vLLM enforces them while decoding.
+
+    A minimum of one keeps small models from answering every reflection with an empty list; the
+    curator then merges or the operator quarantines what is not worth keeping.
+    """
+    return create_model(
+        f"Extraction_{min_behaviors}_{max_behaviors}",
+        __base__=Extraction,
+        behaviors=(list[ExtractedBehavior], Field(min_length=min_behaviors, max_length=max_behaviors)),
+    )
 
 
 @dataclass
@@ -114,20 +131,24 @@ class Reflector:
         *,
         max_trace_tokens: int = 3000,
         max_behaviors: int = 5,
+        min_behaviors: int = 1,
         reflection_prompt: str | None = None,
         extraction_prompt: str | None = None,
-        reflection_max_tokens: int = 700,
-        extraction_max_tokens: int = 600,
+        reflection_max_tokens: int = 512,
+        extraction_max_tokens: int = 400,
+        extra_body: dict[str, object] | None = None,
     ) -> None:
         self.client = client
         self.model = client.config.model
         self.max_trace_tokens = max_trace_tokens
         self.max_behaviors = max_behaviors
+        self.schema = extraction_schema(min(min_behaviors, max_behaviors), max_behaviors)
         self.system = load_prompt("reflection_system")
         self.reflection_template = load_prompt(
             "reflection", reflection_prompt, required=("task", "solution", "outcome")
         )
         self.extraction_template = load_prompt("extraction", extraction_prompt, required=("reflection",))
+        self.extra_body = dict(extra_body or {})
         self.reflection_max_tokens = reflection_max_tokens
         self.extraction_max_tokens = extraction_max_tokens
 
@@ -152,19 +173,21 @@ class Reflector:
 
     def reflect(self, trace: Trace) -> ReflectionResult:
         """Run both stages; LLM errors propagate (the worker decides to retry or give up)."""
-        first = self.client.chat(self.reflection_messages(trace), max_tokens=self.reflection_max_tokens)
+        first = self.client.chat(self.reflection_messages(trace), max_tokens=self.reflection_max_tokens,
+                                 extra_body=self.extra_body)
         parsed, second = self.client.chat_json(
-            self.extraction_messages(first.content), Extraction, name="behaviors",
-            max_tokens=self.extraction_max_tokens,
+            self.extraction_messages(first.content), self.schema, name="behaviors",
+            max_tokens=self.extraction_max_tokens, extra_body=self.extra_body,
         )
         return self._result(first, parsed, second)
 
     async def areflect(self, trace: Trace) -> ReflectionResult:
         """Async twin of ``reflect``."""
-        first = await self.client.achat(self.reflection_messages(trace), max_tokens=self.reflection_max_tokens)
+        first = await self.client.achat(self.reflection_messages(trace), max_tokens=self.reflection_max_tokens,
+                                        extra_body=self.extra_body)
         parsed, second = await self.client.achat_json(
-            self.extraction_messages(first.content), Extraction, name="behaviors",
-            max_tokens=self.extraction_max_tokens,
+            self.extraction_messages(first.content), self.schema, name="behaviors",
+            max_tokens=self.extraction_max_tokens, extra_body=self.extra_body,
         )
         return self._result(first, parsed, second)
 

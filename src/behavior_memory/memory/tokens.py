@@ -88,4 +88,4 @@ def count_tokens(text: str) -> int:
     encoding = _get_encoding()
     if encoding is None:
         return math.ceil(len(text) / 4)
-    return len(encoding.encode(text, disallowed_special=()))
+    return len(encoding.encode_ordinary(text))

@@ -80,7 +80,8 @@ class ReflectionService:
             return self._failure(trace, str(exc))
         report = self.curator.mint(trace, result)
         metadata = dict(trace.metadata)
-        metadata["reflection"] = {"model": result.model, "prompt_tokens": result.prompt_tokens,
+        metadata["reflection"] = {"model": result.model, "text": result.reflection,
+                                  "prompt_tokens": result.prompt_tokens,
                                   "completion_tokens": result.completion_tokens,
                                   "added": report.added, "merged": report.merged}
         self._set(trace, reflection_status=ReflectionStatus.DONE, minted=report.names,
