@@ -207,8 +207,16 @@ def _apply_env(
 ) -> dict[Loc, str]:
     """Write ``PREFIX_A__B=v`` into ``data['a']['b']``; return which env var set which key."""
     origins: dict[Loc, str] = {}
+    top_level = {f.lower() for f in model_cls.model_fields} | {
+        (f.alias or "").lower() for f in model_cls.model_fields.values() if f.alias
+    }
     for name in sorted(n for n in env if n.startswith(prefix) and len(n) > len(prefix)):
-        parts = name[len(prefix) :].split("__")
+        rest = name[len(prefix) :]
+        # Only PREFIX_SECTION__KEY or an exact top-level key is an override; other PREFIX_ variables
+        # (PREFIX_CACHE_DIR, PREFIX_API_KEY, PREFIX_TEST_...) are someone else's settings.
+        if "__" not in rest and rest.lower() not in top_level:
+            continue
+        parts = rest.split("__")
         if not all(parts):
             raise ConfigError(f"environment variable {name} has an empty key part (stray '__')")
         target: Any = model_cls

@@ -353,3 +353,12 @@ def test_json_schema_for_editors() -> None:
     assert schema["additionalProperties"] is False
     assert "retrieval" in schema["properties"]
     assert schema["$defs"]["Retrieval"]["properties"]["strategy"]["enum"] == ["embedding", "bm25"]
+
+
+def test_other_prefixed_variables_are_not_overrides():
+    # BMEM_CACHE_DIR, BMEM_API_KEY and test settings share the prefix but name no key.
+    from behavior_memory.config import load_config_text
+
+    cfg = load_config_text("", env={"BMEM_CACHE_DIR": "/tmp/x", "BMEM_TEST_BASE_URL": "http://h/v1",
+                                    "BMEM_NAMESPACE": "team-a", "BMEM_LLM__MODEL": "m"})
+    assert cfg.namespace == "team-a" and cfg.llm.model == "m"

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..config import DEFAULT_CONFIG_NAME, BehaviorMemoryConfig, load_config
+from ..config import DEFAULT_CONFIG_NAME, BehaviorMemoryConfig, load_config, load_config_text
 from ..errors import ConfigError
 from ..facade import BehaviorMemory
 
@@ -37,7 +37,8 @@ class CliContext:
             elif Path(DEFAULT_CONFIG_NAME).exists():
                 self._config = load_config(DEFAULT_CONFIG_NAME)
             else:
-                self._config = BehaviorMemoryConfig()
+                # Defaults, but BMEM_SECTION__KEY overrides still apply.
+                self._config = load_config_text("", source="<defaults>")
                 self.err.print(
                     f"[dim]no ./{DEFAULT_CONFIG_NAME} here: using the defaults "
                     f"(handbook {self._config.store_path()}); `bmem init` writes one[/dim]"
