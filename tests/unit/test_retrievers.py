@@ -480,3 +480,20 @@ def test_snapshot_compaction_keeps_every_value(store: MemoryStore) -> None:
     assert cached.model_dump(exclude_unset=True) == before == full
     cached.shown = 5  # assignment still validates and works
     assert cached.shown == 5 and cached.model_fields_set == set(Behavior.model_fields)
+
+
+def test_top_rows_matches_a_plain_sort_with_name_order_ties() -> None:
+    from behavior_memory.retrievers.snapshot import top_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(600):
+        n, k = int(rng.integers(0, 3000)), int(rng.integers(0, 20))
+        scores = [
+            rng.standard_normal(n),
+            rng.integers(0, 4, n),  # many ties
+            np.sort(rng.standard_normal(n)),  # scores follow the row order
+            np.zeros(n),
+        ][trial % 4].astype(np.float32)
+        floor = float(rng.choice([-np.inf, -1.0, 0.0, 0.5]))
+        expected = sorted((i for i in range(n) if scores[i] >= floor), key=lambda i: (-scores[i], i))[:k]
+        assert top_rows(scores, k, floor).tolist() == expected

@@ -74,7 +74,8 @@ class SentenceTransformerEmbedder(Embedder):
 
     def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 64) -> None:
         self.model_path = model if model is not None else default_model_path()
-        if model is None:
+        is_default = model is None or _same_folder(model, _default_or_none())
+        if is_default or model is None:
             label = "all-MiniLM-L6-v2"
         elif os.path.isdir(model):  # a local folder: its name, not where it happens to lie
             label = os.path.basename(os.path.normpath(model))
@@ -85,7 +86,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         self._model: Any = None
         # the default model's width is known, so reading ``dim`` does not load torch
-        self._dim: int | None = _MINILM_DIM if model is None else None
+        self._dim: int | None = _MINILM_DIM if is_default else None
         # One lock for loading and encoding: Hugging Face fast tokenizers are not safe to share
         # between threads ("Already borrowed"), and one CPU model gains nothing from two callers.
         self._lock = threading.Lock()
@@ -152,3 +153,14 @@ class SentenceTransformerEmbedder(Embedder):
     @classmethod
     def from_config(cls, config: SentenceTransformersConfig) -> SentenceTransformerEmbedder:
         return cls(model=config.model, device=config.device, batch_size=config.batch_size)
+
+
+def _default_or_none() -> str | None:
+    try:
+        return default_model_path()
+    except MissingDependencyError:
+        return None
+
+
+def _same_folder(a: str, b: str | None) -> bool:
+    return b is not None and os.path.isdir(a) and os.path.samefile(a, b)
