@@ -109,6 +109,16 @@ class BehaviorMemory:
         known = {b.name for b in self.store.list_behaviors(namespace or self.namespace)}
         return [name for name in found if name in known]
 
+    def wrap(self, runnable: Any, **options: Any) -> Any:
+        """LangChain: ``runnable`` with behaviors put before its chat models, each call saved as a trace.
+
+        Needs the ``[langchain]`` extra; ``options`` are those of
+        ``behavior_memory.adapters.langchain.with_behaviors``.
+        """
+        from .adapters.langchain import with_behaviors  # lazy: the core never imports LangChain
+
+        return with_behaviors(runnable, self, **options)
+
     # --- record -------------------------------------------------------------------------------
     def trace(
         self,

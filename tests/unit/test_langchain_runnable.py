@@ -1,0 +1,160 @@
+"""``memory.wrap(chain)`` / ``with_behaviors`` and ``BehaviorTracer`` on plain Runnables (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import pytest_socket
+from langchain.agents import create_agent
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+from test_langchain_fakes import ScriptedChatModel
+
+from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome
+from behavior_memory.adapters.langchain import BehaviorRunnable, BehaviorTracer, with_behaviors
+from behavior_memory.errors import InvalidInputError
+
+PROMPT = ChatPromptTemplate.from_messages([("system", "Answer briefly."), ("human", "{question}")])
+
+
+@pytest.fixture(autouse=True)
+def _no_network():
+    pytest_socket.disable_socket(allow_unix_socket=True)
+    yield
+    pytest_socket.enable_socket()
+
+
+@pytest.fixture
+def memory(tmp_path):
+    cfg = BehaviorMemoryConfig.model_validate(
+        {
+            "store": {"path": str(tmp_path / "h.db")},
+            "embeddings": {"provider": "hashing"},
+            "retrieval": {"strategy": "lexical"},
+            "reflection": {"mode": "manual"},
+        }
+    )
+    m = BehaviorMemory(cfg)
+    m.handbook.add("behavior_add_in_parts", "Add two numbers by adding tens and units separately.")
+    yield m
+    m.close()
+
+
+class Counting(BaseCallbackHandler):
+    def __init__(self):
+        self.starts = 0
+
+    def on_chat_model_start(self, *args, **kwargs):
+        self.starts += 1
+
+
+def test_wrap_injects_before_the_model_and_records_one_trace_per_call(memory):
+    model = ScriptedChatModel(answer="By behavior_add_in_parts: 3")
+    chain = memory.wrap(PROMPT | model | StrOutputParser())
+    assert isinstance(chain, BehaviorRunnable)
+    user_handler, run_id = Counting(), uuid.uuid4()
+    answer = chain.invoke(
+        {"question": "add numbers in parts"}, config={"run_id": run_id, "callbacks": [user_handler]}
+    )
+    assert answer == "By behavior_add_in_parts: 3" and user_handler.starts == 1  # user's callbacks intact
+    system = model.seen[0][0]
+    assert system.type == "system" and system.content.startswith("Answer briefly.\n\n")
+    assert "behavior_add_in_parts: Add two numbers" in system.content
+
+    trace = memory.store.get_trace(str(run_id))
+    assert chain.last_trace_id == str(run_id) and trace.task == "add numbers in parts"
+    [step] = trace.steps
+    assert step.kind == "model" and step.messages[0]["content"] == system.content
+    assert step.usage.total_tokens > 0 and step.output == answer
+    assert trace.answer == answer and trace.shown == ["behavior_add_in_parts"]
+    assert trace.cited == ["behavior_add_in_parts"] and trace.metadata["retrieval"] == "ok"
+
+
+def test_wrap_a_bare_model_prepends_a_system_message_and_leaves_unrelated_calls_alone(memory):
+    model = ScriptedChatModel()
+    chain = with_behaviors(model, memory)
+    chain.invoke("add numbers in parts")
+    assert model.seen[0][0].type == "system" and "behavior_add_in_parts" in model.seen[0][0].content
+    chain.invoke("what colour is the sky")  # nothing relevant: the input goes through untouched
+    assert [m.type for m in model.seen[1]] == ["human"]
+
+
+def test_wrap_needs_a_model_unless_told_to_record_only(memory):
+    echo = RunnableLambda(lambda x: f"echo {x}")
+    with pytest.raises(InvalidInputError, match="no chat model"):
+        memory.wrap(echo)
+    chain = memory.wrap(echo, inject=False)
+    assert chain.invoke("hello") == "echo hello"
+    trace = memory.store.get_trace(chain.last_trace_id)
+    assert trace.task == "hello" and trace.answer == "echo hello" and trace.steps == []
+
+
+def test_a_failing_chain_is_saved_as_a_failure_and_raises_unchanged(memory):
+    chain = memory.wrap(PROMPT | ScriptedChatModel(error=ConnectionError("server down")))
+    with pytest.raises(ConnectionError, match="server down"):
+        chain.invoke({"question": "add numbers in parts"})
+    trace = memory.store.get_trace(chain.last_trace_id)
+    assert trace.outcome == Outcome.FAILURE and "server down" in trace.metadata["error"]
+    assert "server down" in trace.steps[0].error
+
+
+async def test_concurrent_ainvoke_and_astream_keep_traces_apart(memory):
+    model = ScriptedChatModel(answer="ok", delay_s=0.01)
+    chain = memory.wrap(PROMPT | model)
+    ids = [uuid.uuid4() for _ in range(8)]
+    await asyncio.gather(
+        *(
+            chain.ainvoke({"question": f"add in parts #{i}"}, config={"run_id": rid})
+            for i, rid in enumerate(ids)
+        )
+    )
+    for i, rid in enumerate(ids):
+        trace = memory.store.get_trace(str(rid))
+        assert trace.task == f"add in parts #{i}"
+        assert [m["content"] for m in trace.steps[0].messages if m["role"] == "human"] == [trace.task]
+    chunks = [c async for c in chain.astream({"question": "add in parts, streamed"})]
+    assert "".join(c.content for c in chunks) == "ok"
+    assert memory.store.get_trace(chain.last_trace_id).task == "add in parts, streamed"
+
+
+def test_namespace_from_config_metadata(memory):
+    memory.handbook.add("behavior_team_b", "Add in parts, team b style.", namespace="team-b")
+    model = ScriptedChatModel()
+    chain = memory.wrap(PROMPT | model)
+    chain.invoke({"question": "add in parts"}, config={"metadata": {"namespace": "team-b"}})
+    assert (
+        "behavior_team_b" in model.seen[0][0].content
+        and "behavior_add_in_parts" not in model.seen[0][0].content
+    )
+    assert memory.store.get_trace(chain.last_trace_id).namespace == "team-b"
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def test_tracer_alone_records_an_agent_run_with_its_tool_calls(memory):
+    model = ScriptedChatModel(tool_name="add", tool_args={"a": 1, "b": 2})
+    agent = create_agent(model, [add], system_prompt="Be brief.")
+    tracer, run_id = BehaviorTracer(memory), uuid.uuid4()
+    agent.invoke(
+        {"messages": [("user", "1+2?")]},
+        config={"callbacks": [tracer], "run_id": run_id, "metadata": {"user_id": "carol"}},
+    )
+    trace = memory.store.get_trace(str(run_id))
+    assert tracer.last_trace_id == str(run_id) and trace.namespace == "default/carol"
+    assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
+    assert (
+        trace.steps[1].name == "add"
+        and trace.steps[1].args == {"a": 1, "b": 2}
+        and trace.steps[1].result == "3"
+    )
+    assert trace.task == "1+2?" and trace.answer == "The answer is 3."
+    assert [m["role"] for m in trace.steps[2].messages] == ["tool"]
