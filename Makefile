@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,embeddings
 
-.PHONY: install demo tour test test-unit test-integration bench lint typecheck lock clean serve stop
+.PHONY: install demo tour test test-unit test-integration bench bench-reflect lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test-integration: install
 
 bench: install
 	$(BIN)/python bench/bench_retrieval.py
+
+bench-reflect: install
+	$(BIN)/python bench/bench_reflect.py
 
 lint: install
 	$(BIN)/ruff check src tests examples bench

@@ -86,7 +86,7 @@ def test_near_duplicate_merges_into_existing_behavior(memory):
 
 
 def test_invalid_names_are_dropped_with_a_reason(memory):
-    _use(memory, ScriptedClient([("!!!", "Nothing."), ("behavior_ok_one", "Keep it.")]))
+    _use(memory, ScriptedClient([("!!!", "Nothing."), ("behavior_ok_one", "Keep every step short and clear.")]))
     trace_id = _saved_trace(memory)
     memory.reflect_pending()
     trace = memory.store.get_trace(trace_id)
@@ -133,3 +133,14 @@ def test_outcome_and_feedback_reach_the_prompt():
     trace = Trace(task="t", outcome="failure", feedback="the answer was 12, not 13")
     messages = Reflector(client).reflection_messages(trace)
     assert "failure" in messages[-1]["content"] and "not 13" in messages[-1]["content"]
+
+
+def test_implausible_candidates_are_dropped_with_a_reason(memory):
+    _use(memory, ScriptedClient([("behavior_120", "A number name is not a behavior."),
+                                 ("behavior_symbols", '{"";"* |^$%@*-~+={}()<>?::'),
+                                 ("behavior_keep_units", "Write the unit next to every number you compute.")]))
+    trace_id = _saved_trace(memory)
+    memory.reflect_pending()
+    trace = memory.store.get_trace(trace_id)
+    assert trace.minted == ["behavior_keep_units"]
+    assert "no word" in trace.reflection_error and "not a sentence" in trace.reflection_error

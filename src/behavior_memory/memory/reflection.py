@@ -11,11 +11,12 @@ Nothing here raises into an agent: the worker turns failures into a reason on th
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 from functools import cache
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..errors import InvalidBehaviorError
 from ..llm.client import ChatResult, LLMClient
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 class ExtractedBehavior(BaseModel):
     """One behavior as the extraction stage returns it; the schema constrains the model's output."""
 
+    # additionalProperties: false in the schema, so constrained decoding cannot wander into extra keys.
+    model_config = ConfigDict(extra="forbid")
+
     # Tight bounds: constrained decoding follows them, so a small model cannot ramble past its budget.
     name: str = Field(pattern=r"^behavior_[a-z0-9_]{2,48}$", description="behavior_snake_case")
     instruction: str = Field(min_length=8, max_length=200, pattern=r"^[^\n\r]+$")
@@ -38,6 +42,8 @@ class ExtractedBehavior(BaseModel):
 
 class Extraction(BaseModel):
     """The extraction stage's whole answer."""
+
+    model_config = ConfigDict(extra="forbid")
 
     behaviors: list[ExtractedBehavior] = Field(default_factory=list)
 
@@ -74,6 +80,20 @@ class ReflectionResult:
     notes: list[str] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def implausible(name: str, instruction: str) -> str | None:
+    """Why a candidate is not worth storing (digits for a name, symbols for an instruction), or None."""
+    if not re.search(r"[a-z]{3,}", name.removeprefix("behavior_")):
+        return "the name has no word in it"
+    words = _WORD.findall(instruction)
+    letters = sum(ch.isalpha() or ch.isspace() for ch in instruction)
+    if len(words) < 3 or letters < 0.7 * len(instruction):
+        return "the instruction is not a sentence"
+    return None
 
 
 def _cut_middle(text: str, max_tokens: int) -> str:
@@ -201,6 +221,10 @@ class Reflector:
                 instruction = validate_instruction(item.instruction)
             except InvalidBehaviorError as exc:
                 notes.append(f"dropped {item.name!r}: {exc}")
+                continue
+            reason = implausible(name, instruction)
+            if reason:
+                notes.append(f"dropped {name!r}: {reason}")
                 continue
             if name in seen:
                 continue
