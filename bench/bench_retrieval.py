@@ -98,9 +98,7 @@ def make_behaviors(n: int, seed: int = 0) -> tuple[list[Behavior], npt.NDArray[n
     return behaviors, vectors
 
 
-def make_queries(
-    vectors: npt.NDArray[np.float32], n: int, seed: int = 1
-) -> tuple[list[str], npt.NDArray[np.float32]]:
+def make_queries(vectors: npt.NDArray[np.float32], n: int, seed: int = 1) -> tuple[list[str], npt.NDArray[np.float32]]:
     """Question texts, and query vectors near stored ones (cosine about 0.7 with their source)."""
     rng = random.Random(seed)
     topics = list(TOPICS.items())

@@ -112,9 +112,7 @@ def test_registry_covers_every_provider() -> None:
 
 def test_config_is_discriminated_and_rejects_unknown_keys() -> None:
     assert isinstance(parse_embeddings_config({"provider": "hashing"}), HashingEmbeddingsConfig)
-    assert isinstance(
-        parse_embeddings_config({"provider": "sentence-transformers"}), SentenceTransformersConfig
-    )
+    assert isinstance(parse_embeddings_config({"provider": "sentence-transformers"}), SentenceTransformersConfig)
     with pytest.raises(ValidationError, match="dimm"):
         parse_embeddings_config({"provider": "hashing", "dimm": 3})
     with pytest.raises(ValidationError):
@@ -270,6 +268,4 @@ def test_sentence_transformers_default_folder_given_explicitly_keeps_the_model_n
 
     embedder = SentenceTransformerEmbedder(model=default_model_path())
     assert (embedder.name, embedder.dim) == ("sentence-transformers:all-MiniLM-L6-v2", 384)
-    assert (
-        SentenceTransformerEmbedder(model="org/other-model").name == "sentence-transformers:org/other-model"
-    )
+    assert SentenceTransformerEmbedder(model="org/other-model").name == "sentence-transformers:org/other-model"

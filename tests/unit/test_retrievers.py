@@ -103,9 +103,7 @@ def test_k_keeps_the_best(store: MemoryStore) -> None:
 def test_ties_are_ordered_by_name_and_never_flip(store: MemoryStore) -> None:
     tied = [f"t{i:02d}" for i in range(20)]
     random.Random(7).shuffle(tied)  # insertion order must not matter
-    store.put_behaviors(
-        [(behavior(n), with_cosine(0.7)) for n in tied] + [(behavior("best"), with_cosine(0.8))]
-    )
+    store.put_behaviors([(behavior(n), with_cosine(0.7)) for n in tied] + [(behavior("best"), with_cosine(0.8))])
     retriever = embedding_retriever(store)
     first = names(retriever.retrieve("q", namespace="default", k=5))
     assert first == ["best", "t00", "t01", "t02", "t03"]  # k cuts through the tie: smallest names win
@@ -132,9 +130,7 @@ def test_namespaces_are_isolated(store: MemoryStore) -> None:
     for retriever in (embedding_retriever(store), BM25Retriever(store)):
         a = retriever.retrieve("alpha beta version only", namespace="acme/a", k=10)
         assert [r.behavior.instruction for r in a] == ["alpha version"]
-        assert {r.behavior.namespace for r in retriever.retrieve("beta", namespace="acme/b", k=10)} == {
-            "acme/b"
-        }
+        assert {r.behavior.namespace for r in retriever.retrieve("beta", namespace="acme/b", k=10)} == {"acme/b"}
     assert embedding_retriever(store).retrieve("q", namespace="nobody", k=5) == []
 
 
@@ -213,16 +209,11 @@ CORPUS = {
 def test_bm25_ranks_the_matching_behavior_first(store: MemoryStore) -> None:
     store.put_behaviors([(behavior(name, text), None) for name, text in CORPUS.items()])
     retriever = BM25Retriever(store)
-    assert names(
-        retriever.retrieve("how many elements are in the union of two sets?", namespace="default", k=2)
-    ) == ["inclusion_exclusion"]
-    assert (
-        names(retriever.retrieve("the HTTP request keeps failing", namespace="default", k=3))[0]
-        == "retry_backoff"
-    )
-    assert names(retriever.retrieve("sum of a geometric series", namespace="default", k=1)) == [
-        "geometric_series"
+    assert names(retriever.retrieve("how many elements are in the union of two sets?", namespace="default", k=2)) == [
+        "inclusion_exclusion"
     ]
+    assert names(retriever.retrieve("the HTTP request keeps failing", namespace="default", k=3))[0] == "retry_backoff"
+    assert names(retriever.retrieve("sum of a geometric series", namespace="default", k=1)) == ["geometric_series"]
     # name words count too
     assert names(retriever.retrieve("conversion", namespace="default", k=3)) == ["base_conversion"]
     assert retriever.retrieve("zebra giraffe", namespace="default", k=3) == []
@@ -255,9 +246,7 @@ class FixedRetriever(Retriever):
         self.items, self.source = items, source
         self.seen_k: list[int] = []
 
-    def retrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         self.seen_k.append(k)
         return [ScoredBehavior(b, 1.0 / (i + 1), self.source) for i, b in enumerate(self.items[:k])]
 
@@ -309,15 +298,11 @@ def test_pinned_come_first_in_name_order(store: MemoryStore) -> None:
         RetrievalConfig(strategy="embedding"),
         RetrievalConfig(strategy="embedding", pinned_first=False),
     )
-    assert names(build_retriever(cfg_on, store, TableEmbedder({})).retrieve("q", namespace="default", k=2))[
-        :2
-    ] == [
+    assert names(build_retriever(cfg_on, store, TableEmbedder({})).retrieve("q", namespace="default", k=2))[:2] == [
         "a_pinned",
         "z_pinned",
     ]
-    assert names(
-        build_retriever(cfg_off, store, TableEmbedder({})).retrieve("q", namespace="default", k=2)
-    ) == [
+    assert names(build_retriever(cfg_off, store, TableEmbedder({})).retrieve("q", namespace="default", k=2)) == [
         "a_pinned",
         "best",
     ]
@@ -452,9 +437,7 @@ def test_vector_index_size(store: MemoryStore) -> None:
 
 
 def test_composite_retrievers_read_the_change_token_once_per_query(store: MemoryStore) -> None:
-    store.put_behaviors(
-        [(behavior(name, text, pinned=True), with_cosine(0.5)) for name, text in CORPUS.items()]
-    )
+    store.put_behaviors([(behavior(name, text, pinned=True), with_cosine(0.5)) for name, text in CORPUS.items()])
     retriever = build_retriever(RetrievalConfig(), store, TableEmbedder({}))
     retriever.retrieve("union of sets", namespace="default", k=3)  # builds
     store.calls.clear()

@@ -64,9 +64,7 @@ class OpenAIEmbedder(Embedder):
         self._api_key = api_key
         self._dim = dim
         self._client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
@@ -116,8 +114,7 @@ class OpenAIEmbedder(Embedder):
         status = getattr(exc, "status_code", None)
         detail = f"HTTP {status}: " if status else ""
         return EmbeddingError(
-            f"embedding server {self.base_url} (model {self.model!r}) failed: {detail}"
-            f"{type(exc).__name__}: {exc}",
+            f"embedding server {self.base_url} (model {self.model!r}) failed: {detail}{type(exc).__name__}: {exc}",
             base_url=self.base_url,
             status=status,
         )
@@ -176,9 +173,7 @@ class OpenAIEmbedder(Embedder):
             batch = texts[start : start + self.batch_size]
             t0 = time.perf_counter()
             try:
-                response = await client.embeddings.create(
-                    model=self.model, input=batch, encoding_format="float"
-                )
+                response = await client.embeddings.create(model=self.model, input=batch, encoding_format="float")
             except Exception as exc:
                 raise self._error(exc) from exc
             logger.info(

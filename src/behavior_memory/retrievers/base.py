@@ -45,14 +45,10 @@ def rank(items: Iterable[ScoredBehavior], k: int | None = None) -> list[ScoredBe
 class Retriever(Protocol):
     """Query -> ranked behaviors of one namespace. Subclass it to inherit the threaded ``aretrieve``."""
 
-    def retrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         """At most ``k`` injectable behaviors of ``namespace`` for ``query``, best first."""
         ...
 
-    async def aretrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    async def aretrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         """Async twin of ``retrieve``; by default runs it in a worker thread (stores do blocking I/O)."""
         return await asyncio.to_thread(self.retrieve, query, namespace=namespace, k=k, topic=topic)

@@ -55,28 +55,20 @@ class RetrievalConfig(BaseModel):
     )
 
 
-def _topic(
-    cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache
-) -> Retriever:
+def _topic(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
     return TopicRetriever(store, snapshots=s)
 
 
-def _lexical(
-    cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache
-) -> Retriever:
+def _lexical(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
     return BM25Retriever(store, snapshots=s)
 
 
-def _embedding(
-    cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache
-) -> Retriever:
+def _embedding(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
     assert embedder is not None
     return EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s)
 
 
-def _hybrid(
-    cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache
-) -> Retriever:
+def _hybrid(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
     assert embedder is not None
     return HybridRetriever(
         [EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s), BM25Retriever(store, snapshots=s)]

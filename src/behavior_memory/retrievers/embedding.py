@@ -46,17 +46,13 @@ class EmbeddingRetriever(Retriever):
         """Like ``retrieve`` for a query already embedded by the same embedder."""
         return self.index.search(namespace, vector, k, floor=self.floor, topic=topic, source=self.source)
 
-    def retrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
         vector = self.embedder.embed([query])[0]
         return self.retrieve_by_vector(vector, namespace=namespace, k=k, topic=topic)
 
-    async def aretrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    async def aretrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
         vector = (await self.embedder.aembed([query]))[0]

@@ -45,9 +45,7 @@ class HybridRetriever(Retriever):
                 behaviors.setdefault(key, item.behavior)
         return rank((ScoredBehavior(behaviors[key], s, self.source) for key, s in scores.items()), k)
 
-    def retrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
         depth = self._depth(k)
@@ -55,9 +53,7 @@ class HybridRetriever(Retriever):
             lists = [r.retrieve(query, namespace=namespace, k=depth, topic=topic) for r in self.retrievers]
         return self.fuse(lists, k)
 
-    async def aretrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    async def aretrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
         depth = self._depth(k)

@@ -96,9 +96,7 @@ class BM25Retriever(Retriever):
                 scores[index.rows[start:stop]] += index.weights[start:stop]
         return index.snapshot, scores
 
-    def retrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
         snapshot, scores = self.scores(query, namespace)

@@ -23,9 +23,7 @@ class PinnedFirstRetriever(Retriever):
 
     source = "pinned"
 
-    def __init__(
-        self, inner: Retriever, store: HandbookStore, *, snapshots: SnapshotCache | None = None
-    ) -> None:
+    def __init__(self, inner: Retriever, store: HandbookStore, *, snapshots: SnapshotCache | None = None) -> None:
         self.inner, self.store = inner, store
         self.snapshots = snapshots or SnapshotCache(store)
 
@@ -34,9 +32,7 @@ class PinnedFirstRetriever(Retriever):
         names = {item.behavior.name for item in pinned}
         return pinned + [item for item in found if item.behavior.name not in names]
 
-    def retrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
         with one_version():
@@ -44,9 +40,7 @@ class PinnedFirstRetriever(Retriever):
             found = self.inner.retrieve(query, namespace=namespace, k=k, topic=topic)
         return self._merge(snapshot, found)
 
-    async def aretrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    async def aretrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
         with one_version():

@@ -27,9 +27,7 @@ class TopicRetriever(Retriever):
         self.store = store
         self.snapshots = snapshots or SnapshotCache(store)
 
-    def retrieve(
-        self, query: str, *, namespace: str, k: int, topic: str | None = None
-    ) -> list[ScoredBehavior]:
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if topic is None or k <= 0:
             return []
         snapshot = self.snapshots.get(namespace)
