@@ -44,12 +44,20 @@ def metrics(base_url: str) -> dict[str, float]:
 
 def throughput(base_url: str, model: str, n_traces: int, concurrency: int) -> tuple[float, dict[str, int]]:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = BehaviorMemoryConfig.model_validate({
-            "llm": {"base_url": base_url, "model": model, "timeout_s": 300, "output_retries": 1},
-            "embeddings": {"provider": "hashing"}, "store": {"path": str(Path(tmp) / "h.db")},
-            "reflection": {"mode": "manual", "max_behaviors_per_trace": 2, "reflection_max_tokens": 128,
-                           "extraction_max_tokens": 160, "extra_body": {"repetition_penalty": 1.15}},
-        })
+        cfg = BehaviorMemoryConfig.model_validate(
+            {
+                "llm": {"base_url": base_url, "model": model, "timeout_s": 300, "output_retries": 1},
+                "embeddings": {"provider": "hashing"},
+                "store": {"path": str(Path(tmp) / "h.db")},
+                "reflection": {
+                    "mode": "manual",
+                    "max_behaviors_per_trace": 2,
+                    "reflection_max_tokens": 128,
+                    "extraction_max_tokens": 160,
+                    "extra_body": {"repetition_penalty": 1.15},
+                },
+            }
+        )
         with BehaviorMemory(cfg) as memory:
             for i in range(n_traces):
                 with memory.trace(task=TASKS[i % len(TASKS)]) as t:
@@ -62,8 +70,14 @@ def throughput(base_url: str, model: str, n_traces: int, concurrency: int) -> tu
 
 
 def prefix_cache(base_url: str, model: str, n_tasks: int, placement: str) -> dict[str, float]:
-    behaviors = [Behavior(name=f"behavior_rule_{i:02d}", instruction=f"When a quantity repeats, multiply instead of "
-                          f"adding it {i + 2} times; check the units of rule {i}.") for i in range(20)]
+    behaviors = [
+        Behavior(
+            name=f"behavior_rule_{i:02d}",
+            instruction=f"When a quantity repeats, multiply instead of "
+            f"adding it {i + 2} times; check the units of rule {i}.",
+        )
+        for i in range(20)
+    ]
     block = str(render_block(behaviors))
     nonce = uuid.uuid4().hex  # each condition starts cold: nothing cached from an earlier run
     base = f"[run {nonce}] You are a careful math tutor. Answer briefly."
@@ -85,8 +99,12 @@ def prefix_cache(base_url: str, model: str, n_tasks: int, placement: str) -> dic
     queries = after["prefix_cache_queries"] - before["prefix_cache_queries"]
     hits = after["prefix_cache_hits"] - before["prefix_cache_hits"]
     client.close()
-    return {"hit_rate": hits / queries if queries else float("nan"), "queries": queries, "hits": hits,
-            "cached_tokens_per_task": sum(cached) / len(cached)}
+    return {
+        "hit_rate": hits / queries if queries else float("nan"),
+        "queries": queries,
+        "hits": hits,
+        "cached_tokens_per_task": sum(cached) / len(cached),
+    }
 
 
 def main() -> None:
@@ -120,8 +138,10 @@ def main() -> None:
     print(f"{'block placed':>22} {'hit rate':>8} {'hits/queries (tokens)':>24} {'cached tokens/task':>19}")
     for placement, label in (("system", "in the system prefix"), ("user", "after the user message")):
         r = prefix_cache(base_url, model, args.tasks, placement)
-        print(f"{label:>22} {r['hit_rate']:>8.1%} {r['hits']:>11.0f}/{r['queries']:<12.0f} "
-              f"{r['cached_tokens_per_task']:>19.0f}")
+        print(
+            f"{label:>22} {r['hit_rate']:>8.1%} {r['hits']:>11.0f}/{r['queries']:<12.0f} "
+            f"{r['cached_tokens_per_task']:>19.0f}"
+        )
 
 
 if __name__ == "__main__":

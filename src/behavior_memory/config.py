@@ -87,7 +87,9 @@ class ReflectionConfig(_Section):
     )
     max_behaviors_per_trace: int = Field(default=5, ge=1, le=20, description="At most this many behaviors per trace.")
     min_behaviors_per_trace: int = Field(
-        default=1, ge=0, le=20,
+        default=1,
+        ge=0,
+        le=20,
         description="The extraction schema asks for at least this many (0 lets the model propose none).",
     )
     reflection_max_tokens: int = Field(default=512, gt=0, description="Output budget of the reflection stage.")
@@ -162,8 +164,9 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Behav
     return config
 
 
-def load_config_text(text: str, *, source: str = "<string>", env: dict[str, str] | None = None,
-                     base_dir: Path | None = None) -> BehaviorMemoryConfig:
+def load_config_text(
+    text: str, *, source: str = "<string>", env: dict[str, str] | None = None, base_dir: Path | None = None
+) -> BehaviorMemoryConfig:
     """Like ``load_config`` for YAML text (stdin, tests)."""
     config = load_model_from_text(BehaviorMemoryConfig, text, source=source, env=env)
     config._base_dir = base_dir or Path.cwd()

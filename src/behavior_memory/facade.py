@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,10 +24,10 @@ from .config import BehaviorMemoryConfig, load_config
 from .embeddings.base import Embedder
 from .embeddings.config import build_embedder
 from .llm.client import LLMClient
+from .memory.curation import Curator
 from .memory.handbook import Handbook
 from .memory.injection import RenderedBlock, parse_citations, render_block
 from .memory.models import INJECTABLE_STATUSES, Outcome, ReflectionStatus, Trace, validate_namespace
-from .memory.curation import Curator
 from .memory.recording import TraceRecorder
 from .memory.reflection import Reflector
 from .memory.sqlite_store import SQLiteStore
@@ -177,7 +176,9 @@ class BehaviorMemory:
                 if cfg.model and cfg.model != self.config.llm.model:
                     client = LLMClient(self.config.llm.model_copy(update={"model": cfg.model}))
                 reflector = Reflector(
-                    client, max_trace_tokens=cfg.max_trace_tokens, max_behaviors=cfg.max_behaviors_per_trace,
+                    client,
+                    max_trace_tokens=cfg.max_trace_tokens,
+                    max_behaviors=cfg.max_behaviors_per_trace,
                     min_behaviors=cfg.min_behaviors_per_trace,
                     reflection_max_tokens=cfg.reflection_max_tokens,
                     extraction_max_tokens=cfg.extraction_max_tokens,
@@ -185,8 +186,12 @@ class BehaviorMemory:
                     reflection_prompt=self.config.resolve(cfg.reflection_prompt),
                     extraction_prompt=self.config.resolve(cfg.extraction_prompt),
                 )
-                curator = Curator(self.store, self.embedder, threshold=self.config.curation.dedup_threshold,
-                                  approval=self.config.curation.approval)
+                curator = Curator(
+                    self.store,
+                    self.embedder,
+                    threshold=self.config.curation.dedup_threshold,
+                    approval=self.config.curation.approval,
+                )
                 self._reflection = ReflectionService(self.store, reflector, curator, max_attempts=cfg.max_attempts)
             return self._reflection
 
@@ -196,7 +201,8 @@ class BehaviorMemory:
         with self._lock:
             if self._worker is None:
                 self._worker = ReflectionWorker(
-                    self.reflection, concurrency=self.config.reflection.concurrency,
+                    self.reflection,
+                    concurrency=self.config.reflection.concurrency,
                     lease_s=self.config.reflection.lease_s,
                 )
                 self._worker.start()

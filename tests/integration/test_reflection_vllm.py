@@ -11,11 +11,10 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from _proxy import TCPProxy
 
 from behavior_memory import Behavior, BehaviorMemory, ReflectionStatus, load_config
 from behavior_memory.memory.worker import TraceResult
-
-from _proxy import TCPProxy
 
 QUESTIONS = [
     "Tom has 3 boxes with 4 apples each. How many apples does he have?",
@@ -30,8 +29,14 @@ def _config(tmp_path, base_url, model, **reflection):
         "llm": {"base_url": base_url, "model": model, "timeout_s": 120, "max_retries": 0, "output_retries": 1},
         "embeddings": {"provider": "hashing"},
         "store": {"path": "handbook.db"},
-        "reflection": {"mode": "manual", "max_behaviors_per_trace": 2, "reflection_max_tokens": 160,
-                       "extraction_max_tokens": 200, "extra_body": {"repetition_penalty": 1.15}, **reflection},
+        "reflection": {
+            "mode": "manual",
+            "max_behaviors_per_trace": 2,
+            "reflection_max_tokens": 160,
+            "extraction_max_tokens": 200,
+            "extra_body": {"repetition_penalty": 1.15},
+            **reflection,
+        },
     }
     path = tmp_path / "behavior-memory.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -82,7 +87,10 @@ def test_background_worker_reflects_after_the_task_returns(vllm_server, tmp_path
     with BehaviorMemory.from_yaml(cfg) as memory:
         started = time.perf_counter()
         trace_id = _record(memory, QUESTIONS[1])
-        assert memory.store.get_trace(trace_id).reflection_status in (ReflectionStatus.PENDING, ReflectionStatus.RUNNING)
+        assert memory.store.get_trace(trace_id).reflection_status in (
+            ReflectionStatus.PENDING,
+            ReflectionStatus.RUNNING,
+        )
         assert memory.wait_for_reflection(timeout=300)
         trace = memory.store.get_trace(trace_id)
         assert trace.reflection_status == ReflectionStatus.DONE, trace.reflection_error
@@ -117,10 +125,19 @@ def test_killed_reflection_process_loses_nothing_and_duplicates_nothing(vllm_ser
     cfg_path = _config(tmp_path, vllm_server.base_url, vllm_server.model, lease_s=1)
     with BehaviorMemory.from_yaml(cfg_path) as memory:
         trace_ids = [_record(memory, q) for q in QUESTIONS]
-    command = [sys.executable, "-c", "from behavior_memory.cli.main import main; main()",
-               "--config", str(cfg_path), "reflect", "--concurrency", "1"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    command = [
+        sys.executable,
+        "-c",
+        "from behavior_memory.cli.main import main; main()",
+        "--config",
+        str(cfg_path),
+        "reflect",
+        "--concurrency",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 300
         with BehaviorMemory(load_config(cfg_path)) as watcher:

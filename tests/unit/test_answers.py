@@ -37,5 +37,7 @@ def test_gold_solutions_check_as_correct_and_perturbed_as_wrong():
 def test_shipped_sample_matches_the_dataset():
     from importlib.resources import files
 
-    sample = [json.loads(x) for x in files("behavior_memory.data").joinpath("gsm8k_sample.jsonl").read_text().splitlines()]
+    sample = [
+        json.loads(x) for x in files("behavior_memory.data").joinpath("gsm8k_sample.jsonl").read_text().splitlines()
+    ]
     assert len(sample) >= 12 and all(check_gsm8k(f"Answer: {s['answer']}", s["answer"]) for s in sample)

@@ -44,12 +44,23 @@ def test_init_writes_a_valid_commented_config_with_the_store_beside_it(run, tmp_
 
 def test_behaviors_lifecycle(initialised, tmp_path):
     run = initialised
-    assert run("behaviors", "add", "behavior_inclusion_exclusion",
-               "Count a union by adding set sizes and subtracting overlaps.", "--topic", "counting").exit_code == 0
+    assert (
+        run(
+            "behaviors",
+            "add",
+            "behavior_inclusion_exclusion",
+            "Count a union by adding set sizes and subtracting overlaps.",
+            "--topic",
+            "counting",
+        ).exit_code
+        == 0
+    )
     assert run("behaviors", "add", "behavior_angle_sum", "Triangle angles sum to 180 degrees.").exit_code == 0
     listing = run("behaviors", "list", "--json")
     assert [json.loads(line)["name"] for line in listing.output.splitlines()] == [
-        "behavior_angle_sum", "behavior_inclusion_exclusion"]
+        "behavior_angle_sum",
+        "behavior_inclusion_exclusion",
+    ]
     shown = json.loads(run("behaviors", "show", "behavior_angle_sum").output)
     assert shown["instruction"] == "Triangle angles sum to 180 degrees."
     search = run("behaviors", "search", "count the union of sets with overlaps", "--render")
@@ -63,8 +74,7 @@ def test_behaviors_lifecycle(initialised, tmp_path):
 
 
 def test_import_with_broken_lines_reports_them_and_keeps_the_rest(initialised, tmp_path):
-    (tmp_path / "in.jsonl").write_bytes(
-        b'{"name": "behavior_good", "instruction": "ok"}\n{broken\n\xff\xfe\n')
+    (tmp_path / "in.jsonl").write_bytes(b'{"name": "behavior_good", "instruction": "ok"}\n{broken\n\xff\xfe\n')
     result = initialised("behaviors", "import", "in.jsonl")
     assert result.exit_code == 2
     assert "line 2" in result.output and "line 3" in result.output and "UTF-8" in result.output
@@ -104,8 +114,11 @@ def test_traces_list_and_show(initialised, tmp_path):
     from behavior_memory import BehaviorMemory
 
     with BehaviorMemory.from_yaml(tmp_path / "behavior-memory.yaml") as memory, memory.trace(task="What is 6*7?") as t:
-        t.model_call(messages=[{"role": "user", "content": "6*7"}], output="42",
-                     usage={"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6})
+        t.model_call(
+            messages=[{"role": "user", "content": "6*7"}],
+            output="42",
+            usage={"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+        )
         t.finish(answer="42", outcome="success")
     listing = initialised("traces", "list", "--json")
     assert [json.loads(line)["id"] for line in listing.output.splitlines()] == [t.id]

@@ -8,16 +8,18 @@ from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, InvalidBehavio
 
 @pytest.fixture
 def memory(tmp_path):
-    cfg = BehaviorMemoryConfig.model_validate({"store": {"path": str(tmp_path / "h.db")},
-                                               "embeddings": {"provider": "hashing"}})
+    cfg = BehaviorMemoryConfig.model_validate(
+        {"store": {"path": str(tmp_path / "h.db")}, "embeddings": {"provider": "hashing"}}
+    )
     m = BehaviorMemory(cfg)
     yield m
     m.close()
 
 
 def test_add_get_update_remove(memory):
-    b = memory.handbook.add("behavior_inclusion_exclusion", "Count a union by adding and subtracting overlaps.",
-                            topic="counting")
+    b = memory.handbook.add(
+        "behavior_inclusion_exclusion", "Count a union by adding and subtracting overlaps.", topic="counting"
+    )
     assert memory.handbook.get("behavior_inclusion_exclusion").id == b.id
     updated = memory.handbook.update(b.name, instruction="Add set sizes, subtract pairwise overlaps.")
     assert updated.version == 2 and updated.instruction.startswith("Add set sizes")

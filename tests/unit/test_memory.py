@@ -10,11 +10,16 @@ from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome, Refle
 @pytest.fixture
 def memory(tmp_path):
     cfg = BehaviorMemoryConfig.model_validate(
-        {"store": {"path": str(tmp_path / "h.db")}, "embeddings": {"provider": "hashing"},
-         "reflection": {"mode": "manual"}})
+        {
+            "store": {"path": str(tmp_path / "h.db")},
+            "embeddings": {"provider": "hashing"},
+            "reflection": {"mode": "manual"},
+        }
+    )
     m = BehaviorMemory(cfg)
-    m.handbook.add("behavior_inclusion_exclusion",
-                   "Count a union by adding set sizes and subtracting overlaps.", topic="counting")
+    m.handbook.add(
+        "behavior_inclusion_exclusion", "Count a union by adding set sizes and subtracting overlaps.", topic="counting"
+    )
     m.handbook.add("behavior_angle_sum", "The interior angles of a triangle sum to 180 degrees.", topic="geometry")
     yield m
     m.close()
@@ -30,9 +35,12 @@ def test_retrieve_and_render_for_a_query(memory):
 def test_trace_is_saved_with_steps_usage_and_counters(memory):
     hits = memory.retrieve("count the union of two sets with overlaps", k=5)
     with memory.trace(task="count things", namespace="default", hits=hits) as t:
-        t.model_call(messages=[{"role": "user", "content": "q"}],
-                     output="By behavior_inclusion_exclusion we get 47. behavior_invented says hi",
-                     usage={"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}, reasoning="hmm")
+        t.model_call(
+            messages=[{"role": "user", "content": "q"}],
+            output="By behavior_inclusion_exclusion we get 47. behavior_invented says hi",
+            usage={"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+            reasoning="hmm",
+        )
         t.tool_call(name="calculator", args={"expr": "33+20-6"}, result=47)
         t.finish(answer="47", outcome="success")
     saved = memory.store.get_trace(t.id)
@@ -70,13 +78,17 @@ def test_feedback_moves_helped_or_hurt(memory):
 def test_namespaces_isolate_retrieval(memory):
     memory.handbook.add("behavior_private", "Only for team b: count a union carefully.", namespace="team-b")
     assert all(h.behavior.namespace == "default" for h in memory.retrieve("count a union", k=10))
-    assert [h.behavior.name for h in memory.retrieve("count a union", k=10, namespace="team-b")] == [
-        "behavior_private"]
+    assert [h.behavior.name for h in memory.retrieve("count a union", k=10, namespace="team-b")] == ["behavior_private"]
 
 
 def test_reflection_off_marks_traces_skipped(tmp_path):
-    cfg = BehaviorMemoryConfig.model_validate({"store": {"path": str(tmp_path / "h.db")},
-                                               "embeddings": {"provider": "hashing"}, "reflection": {"mode": "off"}})
+    cfg = BehaviorMemoryConfig.model_validate(
+        {
+            "store": {"path": str(tmp_path / "h.db")},
+            "embeddings": {"provider": "hashing"},
+            "reflection": {"mode": "off"},
+        }
+    )
     with BehaviorMemory(cfg) as m, m.trace(task="t") as t:
         pass
     with BehaviorMemory(cfg) as m:

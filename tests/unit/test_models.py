@@ -67,22 +67,30 @@ def test_behavior_model_validates_and_renders_line():
 
 
 def test_usage_from_openai_and_langchain_shapes():
-    openai_shape = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-                    "prompt_tokens_details": {"cached_tokens": 8},
-                    "completion_tokens_details": {"reasoning_tokens": 3}}
+    openai_shape = {
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "prompt_tokens_details": {"cached_tokens": 8},
+        "completion_tokens_details": {"reasoning_tokens": 3},
+    }
     u = TokenUsage.from_any(openai_shape)
     assert (u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens) == (10, 5, 8, 3)
-    lc = TokenUsage.from_any({"input_tokens": 7, "output_tokens": 2, "total_tokens": 9,
-                              "input_token_details": {"cache_read": 4}})
+    lc = TokenUsage.from_any(
+        {"input_tokens": 7, "output_tokens": 2, "total_tokens": 9, "input_token_details": {"cache_read": 4}}
+    )
     assert (lc.prompt_tokens, lc.completion_tokens, lc.cached_tokens, lc.reasoning_tokens) == (7, 2, 4, None)
     assert TokenUsage.from_any(None) is None
 
 
 def test_trace_usage_sums_steps_and_keeps_unknown_as_none():
-    t = Trace(task="t", steps=[
-        Step(kind="model", usage=TokenUsage(prompt_tokens=3, completion_tokens=2, total_tokens=5)),
-        Step(kind="tool", name="calc"),
-        Step(kind="model", usage=TokenUsage(prompt_tokens=4, completion_tokens=1, total_tokens=5, cached_tokens=2)),
-    ])
+    t = Trace(
+        task="t",
+        steps=[
+            Step(kind="model", usage=TokenUsage(prompt_tokens=3, completion_tokens=2, total_tokens=5)),
+            Step(kind="tool", name="calc"),
+            Step(kind="model", usage=TokenUsage(prompt_tokens=4, completion_tokens=1, total_tokens=5, cached_tokens=2)),
+        ],
+    )
     assert t.usage.prompt_tokens == 7 and t.usage.total_tokens == 10
     assert t.usage.cached_tokens == 2 and t.usage.reasoning_tokens is None

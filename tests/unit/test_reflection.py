@@ -6,7 +6,7 @@ from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, ReflectionStat
 from behavior_memory.errors import LLMConnectionError, LLMOutputError
 from behavior_memory.llm.client import ChatResult
 from behavior_memory.llm.config import LLMConfig
-from behavior_memory.memory.reflection import Extraction, ExtractedBehavior, Reflector, render_solution
+from behavior_memory.memory.reflection import ExtractedBehavior, Extraction, Reflector, render_solution
 from behavior_memory.memory.worker import TraceResult
 
 
@@ -34,15 +34,20 @@ class ScriptedClient:
     def chat_json(self, messages, schema, **kw):
         self.calls += 1
         extraction = Extraction.model_construct(
-            behaviors=[ExtractedBehavior.model_construct(name=n, instruction=i) for n, i in self.behaviors])
+            behaviors=[ExtractedBehavior.model_construct(name=n, instruction=i) for n, i in self.behaviors]
+        )
         return extraction, self._result("{}")
 
 
 @pytest.fixture
 def memory(tmp_path):
-    cfg = BehaviorMemoryConfig.model_validate({
-        "store": {"path": str(tmp_path / "h.db")}, "embeddings": {"provider": "hashing"},
-        "reflection": {"mode": "manual", "max_attempts": 2}})
+    cfg = BehaviorMemoryConfig.model_validate(
+        {
+            "store": {"path": str(tmp_path / "h.db")},
+            "embeddings": {"provider": "hashing"},
+            "reflection": {"mode": "manual", "max_attempts": 2},
+        }
+    )
     m = BehaviorMemory(cfg)
     yield m
     m.close()
@@ -61,8 +66,15 @@ def _saved_trace(memory, task="What is 17 * 3?", topic=None):
 
 
 def test_minted_behaviors_carry_provenance_and_reflection_is_idempotent(memory):
-    _use(memory, ScriptedClient([("behavior_distribute_products", "Split a product into easy parts and add."),
-                                 ("Behavior Check Units", "Check units at the end.")]))
+    _use(
+        memory,
+        ScriptedClient(
+            [
+                ("behavior_distribute_products", "Split a product into easy parts and add."),
+                ("Behavior Check Units", "Check units at the end."),
+            ]
+        ),
+    )
     trace_id = _saved_trace(memory, topic="arithmetic")
     assert memory.reflect_pending() == {"minted": 1}
     b = memory.handbook.get("behavior_check_units")  # normalised from the model's spelling
@@ -136,9 +148,16 @@ def test_outcome_and_feedback_reach_the_prompt():
 
 
 def test_implausible_candidates_are_dropped_with_a_reason(memory):
-    _use(memory, ScriptedClient([("behavior_120", "A number name is not a behavior."),
-                                 ("behavior_symbols", '{"";"* |^$%@*-~+={}()<>?::'),
-                                 ("behavior_keep_units", "Write the unit next to every number you compute.")]))
+    _use(
+        memory,
+        ScriptedClient(
+            [
+                ("behavior_120", "A number name is not a behavior."),
+                ("behavior_symbols", '{"";"* |^$%@*-~+={}()<>?::'),
+                ("behavior_keep_units", "Write the unit next to every number you compute."),
+            ]
+        ),
+    )
     trace_id = _saved_trace(memory)
     memory.reflect_pending()
     trace = memory.store.get_trace(trace_id)

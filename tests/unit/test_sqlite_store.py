@@ -78,12 +78,19 @@ def test_put_behaviors_is_all_or_nothing(store):
 
 
 def test_list_filters_and_order(store):
-    store.put_behaviors([(_b("behavior_cc", topic="t1"), None), (_b("behavior_aa", topic="t2"), None),
-                         (_b("behavior_bb", topic="t1", status=BehaviorStatus.QUARANTINED), None)])
+    store.put_behaviors(
+        [
+            (_b("behavior_cc", topic="t1"), None),
+            (_b("behavior_aa", topic="t2"), None),
+            (_b("behavior_bb", topic="t1", status=BehaviorStatus.QUARANTINED), None),
+        ]
+    )
     assert [b.name for b in store.list_behaviors("default")] == ["behavior_aa", "behavior_bb", "behavior_cc"]
     assert [b.name for b in store.list_behaviors("default", topic="t1")] == ["behavior_bb", "behavior_cc"]
     assert [b.name for b in store.list_behaviors("default", statuses=[BehaviorStatus.ACTIVE])] == [
-        "behavior_aa", "behavior_cc"]
+        "behavior_aa",
+        "behavior_cc",
+    ]
 
 
 def test_update_bumps_version_and_change_token(store):
@@ -107,9 +114,14 @@ def test_counters_are_atomic_and_ignore_unknown_names(store):
 
 
 def test_trace_roundtrip_and_claiming(store):
-    t = Trace(task="What is 2+2?", namespace="team-a",
-              steps=[Step(kind="model", messages=[{"role": "user", "content": "2+2"}], output="4"),
-                     Step(kind="tool", name="calc", args={"x": 2}, result="4")])
+    t = Trace(
+        task="What is 2+2?",
+        namespace="team-a",
+        steps=[
+            Step(kind="model", messages=[{"role": "user", "content": "2+2"}], output="4"),
+            Step(kind="tool", name="calc", args={"x": 2}, result="4"),
+        ],
+    )
     store.put_trace(t)
     got = store.get_trace(t.id)
     assert got.steps == t.steps and got.task == t.task
@@ -145,7 +157,7 @@ def test_read_only_file_is_a_clear_error(tmp_path):
     SQLiteStore(path).close()
     path.chmod(stat.S_IRUSR)
     s = SQLiteStore(path)
-    with pytest.raises(StoreError, match="readonly|read-only|writable"):
+    with pytest.raises(StoreError, match=r"readonly|read-only|writable"):
         s.put_behavior(_b("behavior_one"))
 
 

@@ -60,7 +60,9 @@ def search(obj: CliContext, query: str, k: int | None, topic: str | None, show_b
     if show_block:
         block = memory.render(hits)
         click.echo(block if block else "(no behaviors: the prompt is left unchanged)")
-        obj.err.print(f"[dim]{block.tokens} tokens, {len(block.names)} behaviors, {len(block.dropped)} over budget[/dim]")
+        obj.err.print(
+            f"[dim]{block.tokens} tokens, {len(block.names)} behaviors, {len(block.dropped)} over budget[/dim]"
+        )
         return
     obj.console.print(behavior_table(hits, title=f"{len(hits)} behaviors for: {query}"))
 
@@ -73,8 +75,9 @@ def search(obj: CliContext, query: str, k: int | None, topic: str | None, show_b
 @click.option("--status", type=_STATUSES, default="active", show_default=True)
 @click.option("--pinned", is_flag=True, help="Always injected first (stable prompt prefix).")
 @pass_ctx
-def add(obj: CliContext, name: str, instruction: str, topic: str | None, tags: tuple[str, ...], status: str,
-        pinned: bool) -> None:
+def add(
+    obj: CliContext, name: str, instruction: str, topic: str | None, tags: tuple[str, ...], status: str, pinned: bool
+) -> None:
     """Add a behavior: NAME (behavior_snake_case) and a one-line INSTRUCTION."""
     b = obj.memory().handbook.add(name, instruction, topic=topic, tags=tags, status=status, pinned=pinned)
     obj.console.print(f"[green]added[/green] {b.name} ({b.id}) to '{b.namespace}'")
@@ -126,8 +129,10 @@ def import_(obj: CliContext, source: Path, replace: bool) -> None:
     memory = obj.memory()
     src = sys.stdin.buffer if str(source) == "-" else source
     report = memory.handbook.import_jsonl(src, replace=replace)
-    obj.console.print(f"imported {report.imported}, replaced {report.replaced}, skipped {len(report.skipped)}, "
-                      f"rejected {len(report.errors)} into '{memory.namespace}'")
+    obj.console.print(
+        f"imported {report.imported}, replaced {report.replaced}, skipped {len(report.skipped)}, "
+        f"rejected {len(report.errors)} into '{memory.namespace}'"
+    )
     for number, reason in report.skipped:
         obj.err.print(f"[yellow]line {number}: skipped: {reason}[/yellow]")
     for number, reason in report.errors:

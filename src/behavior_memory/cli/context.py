@@ -22,7 +22,9 @@ class CliContext:
     namespace: str | None
     debug: bool
     # Soft wrap keeps paths and ids whole; piped output gets room for the tables instead of 80 columns.
-    console: Console = field(default_factory=lambda: Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140))
+    console: Console = field(
+        default_factory=lambda: Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+    )
     err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
     _config: BehaviorMemoryConfig | None = None
     _memory: BehaviorMemory | None = None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..eval.demo import Solved, load_gsm8k_sample, solve_all, summarize
@@ -17,9 +18,12 @@ from .render import behavior_table
 __all__ = ["demo"]
 
 
+def _advance(bar: Progress, task: TaskID, *_: object) -> None:
+    bar.advance(task)
+
+
 def _progress(console: object, label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console)  # type: ignore[arg-type]
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)  # type: ignore[arg-type]
 
 
 @click.command()
@@ -36,7 +40,7 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
     problems = load_gsm8k_sample()
     if n_train + n_test > len(problems):
         raise click.BadParameter(f"the sample has {len(problems)} problems; ask for at most that many in all")
-    train, test = problems[:n_train], problems[n_train:n_train + n_test]
+    train, test = problems[:n_train], problems[n_train : n_train + n_test]
 
     # The demo keeps its own handbook in the cache, so it never touches the user's.
     demo_dir = embedded.cache_dir() / "demo"
@@ -50,8 +54,10 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
     demo_cfg.llm.output_retries = 1
 
     if cfg.llm.base_url.rstrip("/") == cfg.serve.base_url.rstrip("/"):
-        console.print(f"[bold]1. model server[/bold] at {cfg.serve.base_url} (starting it if needed; the first "
-                      "run installs the CPU build of vLLM and converts SmolLM2, several minutes)")
+        console.print(
+            f"[bold]1. model server[/bold] at {cfg.serve.base_url} (starting it if needed; the first "
+            "run installs the CPU build of vLLM and converts SmolLM2, several minutes)"
+        )
         info = server.start(cfg.serve)
         demo_cfg.llm.model = info.model
     else:
@@ -65,8 +71,15 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
         console.print(f"\n[bold]2. solving {len(train)} problems without behaviors[/bold] (each becomes a trace)")
         with _progress(obj.err, "solving") as bar:
             task = bar.add_task("", total=len(train))
-            solve_all(memory, train, with_behaviors=False, max_tokens=max_tokens, k=k, concurrency=concurrency,
-                      on_done=lambda _: bar.advance(task))
+            solve_all(
+                memory,
+                train,
+                with_behaviors=False,
+                max_tokens=max_tokens,
+                k=k,
+                concurrency=concurrency,
+                on_done=lambda _: bar.advance(task),
+            )
 
         console.print(f"\n[bold]3. reflecting on {len(train)} traces[/bold] (the paper's reflection and extraction)")
         with _progress(obj.err, "reflecting") as bar:
@@ -81,26 +94,51 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
         for label, flag in (("without behaviors", False), ("with behaviors", True)):
             with _progress(obj.err, label) as bar:
                 task = bar.add_task("", total=len(test))
-                results[label] = solve_all(memory, test, with_behaviors=flag, max_tokens=max_tokens, k=k,
-                                           concurrency=concurrency, on_done=lambda _: bar.advance(task))
+                results[label] = solve_all(
+                    memory,
+                    test,
+                    with_behaviors=flag,
+                    max_tokens=max_tokens,
+                    k=k,
+                    concurrency=concurrency,
+                    on_done=functools.partial(_advance, bar, task),
+                )
 
         rows = [summarize(label, solved) for label, solved in results.items()]
         table = Table(title=f"GSM8K, {len(test)} problems, {demo_cfg.llm.model}")
-        for name in ("condition", "accuracy", "prompt tokens / problem", "output tokens / problem",
-                     "behaviors shown / problem", "citations"):
+        for name in (
+            "condition",
+            "accuracy",
+            "prompt tokens / problem",
+            "output tokens / problem",
+            "behaviors shown / problem",
+            "citations",
+        ):
             table.add_column(name, justify="left" if name == "condition" else "right")
         for row in rows:
-            table.add_row(row.label, f"{row.accuracy:.0%}", f"{row.prompt_tokens:.0f}", f"{row.completion_tokens:.0f}",
-                          f"{row.shown:.1f}", str(row.cited))
+            table.add_row(
+                row.label,
+                f"{row.accuracy:.0%}",
+                f"{row.prompt_tokens:.0f}",
+                f"{row.completion_tokens:.0f}",
+                f"{row.shown:.1f}",
+                str(row.cited),
+            )
         console.print()
         console.print(table)
         base, with_b = rows
         if base.completion_tokens:
             change = (with_b.completion_tokens - base.completion_tokens) / base.completion_tokens
-            console.print(f"output tokens with behaviors: {change:+.0%} versus without; the behavior block adds "
-                          f"{with_b.prompt_tokens - base.prompt_tokens:.0f} prompt tokens (cacheable prefix)")
+            console.print(
+                f"output tokens with behaviors: {change:+.0%} versus without; the behavior block adds "
+                f"{with_b.prompt_tokens - base.prompt_tokens:.0f} prompt tokens (cacheable prefix)"
+            )
         counts = memory.handbook.list()
-        console.print(f"handbook: {len(counts)} behaviors, shown {sum(b.shown for b in counts)} times, "
-                      f"cited {sum(b.cited for b in counts)} times")
-        console.print("[dim]A 135M-parameter model proves the plumbing, not the paper's numbers: point llm.base_url "
-                      "at a GPU vLLM server with a reasoning model for those.[/dim]")
+        console.print(
+            f"handbook: {len(counts)} behaviors, shown {sum(b.shown for b in counts)} times, "
+            f"cited {sum(b.cited for b in counts)} times"
+        )
+        console.print(
+            "[dim]A 135M-parameter model proves the plumbing, not the paper's numbers: point llm.base_url "
+            "at a GPU vLLM server with a reasoning model for those.[/dim]"
+        )

@@ -16,8 +16,14 @@ __all__ = ["init"]
 
 
 @click.command()
-@click.option("--path", "target", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_CONFIG_NAME,
-              show_default=True, help="Where to write the configuration.")
+@click.option(
+    "--path",
+    "target",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_CONFIG_NAME,
+    show_default=True,
+    help="Where to write the configuration.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @pass_ctx
 def init(obj: CliContext, target: Path, force: bool) -> None:

@@ -16,8 +16,8 @@ import click
 from ..errors import BehaviorMemoryError
 from .behaviors import behaviors
 from .config_cmd import config
-from .demo import demo
 from .context import CliContext
+from .demo import demo
 from .init_cmd import init
 from .reflect import reflect
 from .serve import serve
@@ -45,8 +45,13 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "-c", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="YAML configuration (default: ./behavior-memory.yaml).")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML configuration (default: ./behavior-memory.yaml).",
+)
 @click.option("--namespace", "-n", help="Namespace to work in (default: the configuration's).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="behavior-memory")

@@ -18,24 +18,33 @@ __all__ = ["reflect"]
 @click.option("--concurrency", "-j", type=int, help="Traces at once (default: reflection.concurrency).")
 @click.option("--limit", type=int, help="Stop after this many traces.")
 @pass_ctx
-def reflect(obj: CliContext, all_pending: bool, trace_ids: tuple[str, ...], concurrency: int | None,
-            limit: int | None) -> None:
+def reflect(
+    obj: CliContext, all_pending: bool, trace_ids: tuple[str, ...], concurrency: int | None, limit: int | None
+) -> None:
     """Reflect traces to mint behaviors (the model server must answer)."""
     memory = obj.memory()
     if trace_ids:
         for trace_id in trace_ids:
             result = memory.reflect_trace(trace_id)
             trace = memory.store.get_trace(trace_id)
-            obj.console.print(f"{trace_id}: {result}; minted: {', '.join(trace.minted) or '-'}"
-                              + (f"; note: {trace.reflection_error}" if trace.reflection_error else ""))
+            obj.console.print(
+                f"{trace_id}: {result}; minted: {', '.join(trace.minted) or '-'}"
+                + (f"; note: {trace.reflection_error}" if trace.reflection_error else "")
+            )
         return
     pending = memory.store.count_traces(ReflectionStatus.PENDING)  # type: ignore[attr-defined]
     total = pending if limit is None else min(pending, limit)
     if total == 0:
         obj.console.print("no pending traces")
         return
-    with Progress(TextColumn("reflecting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=obj.err) as progress:
+    with Progress(
+        TextColumn("reflecting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=obj.err,
+    ) as progress:
         bar = progress.add_task("", total=total)
 
         def done(trace: Trace, result: TraceResult) -> None:

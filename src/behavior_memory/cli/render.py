@@ -21,8 +21,14 @@ def behavior_table(items: Sequence[Behavior | ScoredBehavior], *, title: str | N
         table.add_column(name, overflow="fold", justify="right" if name in ("shown", "cited") else "left")
     for item in items:
         b = item.behavior if isinstance(item, ScoredBehavior) else item
-        row = [b.name, b.instruction, b.topic or "", str(b.status) + (" (pinned)" if b.pinned else ""),
-               str(b.shown), str(b.cited)]
+        row = [
+            b.name,
+            b.instruction,
+            b.topic or "",
+            str(b.status) + (" (pinned)" if b.pinned else ""),
+            str(b.shown),
+            str(b.cited),
+        ]
         if isinstance(item, ScoredBehavior):
             row.insert(0, f"{item.score:.3f}")
         table.add_row(*row)
@@ -35,6 +41,13 @@ def trace_table(traces: Sequence[Trace]) -> Table:
         table.add_column(name, overflow="fold")
     for t in traces:
         task = t.task if len(t.task) <= 60 else t.task[:57] + "..."
-        table.add_row(t.id, t.created_at.strftime("%Y-%m-%d %H:%M:%S"), t.namespace, task, str(t.outcome),
-                      str(t.reflection_status), str(len(t.minted)))
+        table.add_row(
+            t.id,
+            t.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            t.namespace,
+            task,
+            str(t.outcome),
+            str(t.reflection_status),
+            str(len(t.minted)),
+        )
     return table

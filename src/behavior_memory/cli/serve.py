@@ -19,8 +19,9 @@ __all__ = ["serve"]
 @click.option("--port", type=int, help="Port (default: serve.port).")
 @click.option("--model", help="Model to serve (default: serve.model; none = the embedded SmolLM2 on CPU).")
 @pass_ctx
-def serve(obj: CliContext, print_only: bool, foreground: bool, stop_it: bool, port: int | None,
-          model: str | None) -> None:
+def serve(
+    obj: CliContext, print_only: bool, foreground: bool, stop_it: bool, port: int | None, model: str | None
+) -> None:
     """Serve the model: vLLM on a GPU, or the embedded CPU build with SmolLM2-135M.
 
     Returns once the server answers, printing its URL and model name; `--stop` stops it.
@@ -31,22 +32,30 @@ def serve(obj: CliContext, print_only: bool, foreground: bool, stop_it: bool, po
         cfg = cfg.model_copy(update=updates)
     if stop_it:
         stopped = server.stop(cfg)
-        obj.console.print(f"stopped the server on port {cfg.port}" if stopped
-                          else f"no server started by bmem runs on port {cfg.port}")
+        obj.console.print(
+            f"stopped the server on port {cfg.port}"
+            if stopped
+            else f"no server started by bmem runs on port {cfg.port}"
+        )
         return
     if print_only:
         if server.has_nvidia_gpu() and cfg.model:
             command = server.build_gpu_command(cfg)
         else:
             cache = embedded.cache_dir()
-            command = server.build_cpu_command(cfg, embedded.venv_python(cache), embedded.model_dir(cache),
-                                               embedded.chat_template_path())
+            command = server.build_cpu_command(
+                cfg, embedded.venv_python(cache), embedded.model_dir(cache), embedded.chat_template_path()
+            )
         click.echo(shlex.join(str(part) for part in command))
         return
     info = server.start(cfg, foreground=foreground)
-    obj.console.print(f"[green]serving[/green] {info.model} at {info.base_url}"
-                      + (f" (pid {info.pid}, log {info.log_path})" if info.pid else " (already running)"))
+    obj.console.print(
+        f"[green]serving[/green] {info.model} at {info.base_url}"
+        + (f" (pid {info.pid}, log {info.log_path})" if info.pid else " (already running)")
+    )
     llm = obj.config().llm
     if llm.base_url.rstrip("/") != info.base_url.rstrip("/") or llm.model != info.model:
-        obj.err.print(f"[yellow]note: the configuration's llm points at {llm.model} on {llm.base_url}; set "
-                      f"llm.base_url: {info.base_url} and llm.model: {info.model} to use this server[/yellow]")
+        obj.err.print(
+            f"[yellow]note: the configuration's llm points at {llm.model} on {llm.base_url}; set "
+            f"llm.base_url: {info.base_url} and llm.model: {info.model} to use this server[/yellow]"
+        )

@@ -53,19 +53,27 @@ def show(obj: CliContext, trace_id: str, as_json: bool) -> None:
     if t.feedback:
         c.print(f"feedback: {t.feedback}")
     u = t.usage
-    c.print(f"usage: prompt {u.prompt_tokens}, completion {u.completion_tokens}, "
-            f"cached {u.cached_tokens if u.cached_tokens is not None else '-'}, "
-            f"reasoning {u.reasoning_tokens if u.reasoning_tokens is not None else '-'}")
+    c.print(
+        f"usage: prompt {u.prompt_tokens}, completion {u.completion_tokens}, "
+        f"cached {u.cached_tokens if u.cached_tokens is not None else '-'}, "
+        f"reasoning {u.reasoning_tokens if u.reasoning_tokens is not None else '-'}"
+    )
     c.print(f"behaviors shown: {', '.join(t.shown) or '-'}")
     c.print(f"behaviors cited: {', '.join(t.cited) or '-'}")
-    c.print(f"reflection: {t.reflection_status} (attempts {t.reflection_attempts})"
-            + (f"  reason: {t.reflection_error}" if t.reflection_error else ""))
+    c.print(
+        f"reflection: {t.reflection_status} (attempts {t.reflection_attempts})"
+        + (f"  reason: {t.reflection_error}" if t.reflection_error else "")
+    )
     if t.minted:
         c.print(f"minted: {', '.join(t.minted)}")
     for i, step in enumerate(t.steps, 1):
         if step.kind == "model":
             out = (step.output or "").strip().replace("\n", " ")
-            c.print(f"  {i}. model {step.model or ''} -> {out[:200]!r}"
-                    + (f" [{step.usage.prompt_tokens}+{step.usage.completion_tokens} tokens]" if step.usage else ""))
+            c.print(
+                f"  {i}. model {step.model or ''} -> {out[:200]!r}"
+                + (f" [{step.usage.prompt_tokens}+{step.usage.completion_tokens} tokens]" if step.usage else "")
+            )
         else:
-            c.print(f"  {i}. tool {step.name}({json.dumps(step.args)[:120]}) -> {(step.result or step.error or '')[:200]!r}")
+            c.print(
+                f"  {i}. tool {step.name}({json.dumps(step.args)[:120]}) -> {(step.result or step.error or '')[:200]!r}"
+            )

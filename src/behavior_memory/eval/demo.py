@@ -18,8 +18,16 @@ from ..facade import BehaviorMemory
 from ..memory.models import Outcome
 from .answers import check_gsm8k, extract_final_number
 
-__all__ = ["SOLVER_PROMPT", "ConditionSummary", "Problem", "Solved", "load_gsm8k_sample", "solve", "solve_all",
-           "summarize"]
+__all__ = [
+    "SOLVER_PROMPT",
+    "ConditionSummary",
+    "Problem",
+    "Solved",
+    "load_gsm8k_sample",
+    "solve",
+    "solve_all",
+    "summarize",
+]
 
 SOLVER_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step in a few short sentences. "
@@ -74,26 +82,53 @@ def solve(memory: BehaviorMemory, problem: Problem, *, with_behaviors: bool, max
     system = SOLVER_PROMPT + (f"\n\n{block}" if block else "")
     messages = [{"role": "system", "content": system}, {"role": "user", "content": problem.question}]
     shown_hits = [h for h in hits if h.behavior.name in block.names]
-    with memory.trace(task=problem.question, hits=shown_hits, topic="gsm8k",
-                      metadata={"problem_id": problem.id, "with_behaviors": with_behaviors}) as recorder:
+    with memory.trace(
+        task=problem.question,
+        hits=shown_hits,
+        topic="gsm8k",
+        metadata={"problem_id": problem.id, "with_behaviors": with_behaviors},
+    ) as recorder:
         result = memory.llm.chat(messages, max_tokens=max_tokens)
-        recorder.model_call(messages=messages, output=result.content, usage=result.usage,
-                            reasoning=result.reasoning, model=result.model, latency_s=result.latency_s)
+        recorder.model_call(
+            messages=messages,
+            output=result.content,
+            usage=result.usage,
+            reasoning=result.reasoning,
+            model=result.model,
+            latency_s=result.latency_s,
+        )
         correct = check_gsm8k(result.content, problem.answer)
         predicted = extract_final_number(result.content)
-        recorder.finish(answer=None if predicted is None else f"{predicted:g}",
-                        outcome=Outcome.SUCCESS if correct else Outcome.FAILURE,
-                        feedback=None if correct else f"the correct answer is {problem.answer}")
+        recorder.finish(
+            answer=None if predicted is None else f"{predicted:g}",
+            outcome=Outcome.SUCCESS if correct else Outcome.FAILURE,
+            feedback=None if correct else f"the correct answer is {problem.answer}",
+        )
     usage = result.usage
     return Solved(
-        problem=problem, with_behaviors=with_behaviors, output=result.content, correct=correct,
-        prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
-        latency_s=result.latency_s, trace_id=recorder.id, shown=list(block.names), cited=list(recorder.trace.cited),
+        problem=problem,
+        with_behaviors=with_behaviors,
+        output=result.content,
+        correct=correct,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        latency_s=result.latency_s,
+        trace_id=recorder.id,
+        shown=list(block.names),
+        cited=list(recorder.trace.cited),
     )
 
 
-def solve_all(memory: BehaviorMemory, problems: Sequence[Problem], *, with_behaviors: bool, max_tokens: int,
-              k: int, concurrency: int, on_done: Callable[[Solved], None] | None = None) -> list[Solved]:
+def solve_all(
+    memory: BehaviorMemory,
+    problems: Sequence[Problem],
+    *,
+    with_behaviors: bool,
+    max_tokens: int,
+    k: int,
+    concurrency: int,
+    on_done: Callable[[Solved], None] | None = None,
+) -> list[Solved]:
     """Solve problems concurrently (vLLM batches the requests); results keep the problems' order."""
 
     def one(problem: Problem) -> Solved:
@@ -109,7 +144,9 @@ def solve_all(memory: BehaviorMemory, problems: Sequence[Problem], *, with_behav
 def summarize(label: str, solved: Sequence[Solved]) -> ConditionSummary:
     """Accuracy and mean tokens of one condition."""
     return ConditionSummary(
-        label=label, problems=len(solved), accuracy=mean(s.correct for s in solved) if solved else 0.0,
+        label=label,
+        problems=len(solved),
+        accuracy=mean(s.correct for s in solved) if solved else 0.0,
         prompt_tokens=mean(s.prompt_tokens for s in solved) if solved else 0.0,
         completion_tokens=mean(s.completion_tokens for s in solved) if solved else 0.0,
         shown=mean(len(s.shown) for s in solved) if solved else 0.0,

@@ -105,9 +105,7 @@ class Curator:
             fresh_vectors.append(vector)
         if fresh:
             stored = self.embedder.embed([b.text for b in fresh]) if self.embedder is not None else None
-            self.store.put_behaviors(
-                [(b, None if stored is None else stored[i]) for i, b in enumerate(fresh)]
-            )
+            self.store.put_behaviors([(b, None if stored is None else stored[i]) for i, b in enumerate(fresh)])
             report.added = [b.name for b in fresh]
         for behavior in merges.values():
             self.store.update_behavior(behavior)

@@ -5,6 +5,7 @@ Every method works in one namespace: the one given, or the memory's default.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 from collections.abc import Iterable
@@ -108,9 +109,15 @@ class Handbook:
     ) -> Behavior:
         """Add one behavior; a bad name or instruction raises ``InvalidBehaviorError`` with the reason."""
         behavior = Behavior(
-            name=validate_behavior_name(name), instruction=validate_instruction(instruction),
-            namespace=validate_namespace(namespace or self.namespace), topic=topic or None, tags=list(tags),
-            status=BehaviorStatus(status), pinned=pinned, sources=list(sources), model=model,
+            name=validate_behavior_name(name),
+            instruction=validate_instruction(instruction),
+            namespace=validate_namespace(namespace or self.namespace),
+            topic=topic or None,
+            tags=list(tags),
+            status=BehaviorStatus(status),
+            pinned=pinned,
+            sources=list(sources),
+            model=model,
         )
         return self.store.put_behavior(behavior, self._embed([behavior])[0])
 
@@ -218,7 +225,7 @@ class Handbook:
         return report
 
     @staticmethod
-    def _read_lines(source: str | Path | IO[bytes]) -> list[tuple[int, bytes]]:
+    def _read_lines(source: str | Path | IO[bytes]) -> builtins.list[tuple[int, bytes]]:
         if isinstance(source, str | Path):
             try:
                 data = Path(source).expanduser().read_bytes()
@@ -244,8 +251,9 @@ class Handbook:
             report.errors.append((number, "not a JSON object"))
             return None
         record = {k: v for k, v in record.items() if k not in {"id", "namespace", "version"}}
-        record.update(namespace=namespace, id=new_id(), created_at=record.get("created_at") or utcnow(),
-                      updated_at=utcnow())
+        record.update(
+            namespace=namespace, id=new_id(), created_at=record.get("created_at") or utcnow(), updated_at=utcnow()
+        )
         try:
             return Behavior.model_validate(record)
         except ValidationError as exc:

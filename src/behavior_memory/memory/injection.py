@@ -32,7 +32,9 @@ class RenderedBlock(str):
     dropped: tuple[str, ...]
     tokens: int
 
-    def __new__(cls, text: str, names: Sequence[str] = (), dropped: Sequence[str] = (), tokens: int = 0) -> RenderedBlock:
+    def __new__(
+        cls, text: str, names: Sequence[str] = (), dropped: Sequence[str] = (), tokens: int = 0
+    ) -> RenderedBlock:
         block = super().__new__(cls, text)
         block.names, block.dropped, block.tokens = tuple(names), tuple(dropped), tokens
         return block

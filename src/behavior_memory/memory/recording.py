@@ -23,13 +23,21 @@ def _json_safe_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
     safe: list[dict[str, Any]] = []
     for message in messages:
         if isinstance(message, dict):
-            safe.append({str(k): (v if isinstance(v, str | int | float | bool | type(None) | list | dict) else str(v))
-                         for k, v in message.items()})
+            safe.append(
+                {
+                    str(k): (v if isinstance(v, str | int | float | bool | type(None) | list | dict) else str(v))
+                    for k, v in message.items()
+                }
+            )
         else:
             role = getattr(message, "role", None) or getattr(message, "type", None) or "unknown"
             content = getattr(message, "content", message)
-            safe.append({"role": str(getattr(role, "value", role)),
-                         "content": content if isinstance(content, str | list) else str(content)})
+            safe.append(
+                {
+                    "role": str(getattr(role, "value", role)),
+                    "content": content if isinstance(content, str | list) else str(content),
+                }
+            )
     return safe
 
 
@@ -72,8 +80,14 @@ class TraceRecorder:
     ) -> Step:
         """Record one model call: the messages sent, the text returned and its token usage."""
         step = Step(
-            kind="model", messages=_json_safe_messages(messages), output=output, reasoning=reasoning,
-            usage=TokenUsage.from_any(usage), model=model, latency_s=latency_s, error=error,
+            kind="model",
+            messages=_json_safe_messages(messages),
+            output=output,
+            reasoning=reasoning,
+            usage=TokenUsage.from_any(usage),
+            model=model,
+            latency_s=latency_s,
+            error=error,
         )
         with self._lock:
             self.trace.steps.append(step)
@@ -90,8 +104,12 @@ class TraceRecorder:
     ) -> Step:
         """Record one tool call with its arguments and its result (or error)."""
         step = Step(
-            kind="tool", name=name, args=dict(args or {}), result=None if result is None else str(result),
-            error=error, latency_s=latency_s,
+            kind="tool",
+            name=name,
+            args=dict(args or {}),
+            result=None if result is None else str(result),
+            error=error,
+            latency_s=latency_s,
         )
         with self._lock:
             self.trace.steps.append(step)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-
 from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -181,33 +180,45 @@ class Reflector:
     def reflection_messages(self, trace: Trace) -> list[dict[str, str]]:
         task = _cut_middle(trace.task, max(self.max_trace_tokens // 3, 50))
         prompt = self._fill(
-            self.reflection_template, task=task, solution=render_solution(trace, self.max_trace_tokens),
-            outcome=_outcome_text(trace), max_behaviors=str(self.max_behaviors),
+            self.reflection_template,
+            task=task,
+            solution=render_solution(trace, self.max_trace_tokens),
+            outcome=_outcome_text(trace),
+            max_behaviors=str(self.max_behaviors),
         )
         return [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
 
     def extraction_messages(self, reflection: str) -> list[dict[str, str]]:
-        prompt = self._fill(self.extraction_template, reflection=reflection.strip(),
-                            max_behaviors=str(self.max_behaviors))
+        prompt = self._fill(
+            self.extraction_template, reflection=reflection.strip(), max_behaviors=str(self.max_behaviors)
+        )
         return [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
 
     def reflect(self, trace: Trace) -> ReflectionResult:
         """Run both stages; LLM errors propagate (the worker decides to retry or give up)."""
-        first = self.client.chat(self.reflection_messages(trace), max_tokens=self.reflection_max_tokens,
-                                 extra_body=self.extra_body)
+        first = self.client.chat(
+            self.reflection_messages(trace), max_tokens=self.reflection_max_tokens, extra_body=self.extra_body
+        )
         parsed, second = self.client.chat_json(
-            self.extraction_messages(first.content), self.schema, name="behaviors",
-            max_tokens=self.extraction_max_tokens, extra_body=self.extra_body,
+            self.extraction_messages(first.content),
+            self.schema,
+            name="behaviors",
+            max_tokens=self.extraction_max_tokens,
+            extra_body=self.extra_body,
         )
         return self._result(first, parsed, second)
 
     async def areflect(self, trace: Trace) -> ReflectionResult:
         """Async twin of ``reflect``."""
-        first = await self.client.achat(self.reflection_messages(trace), max_tokens=self.reflection_max_tokens,
-                                        extra_body=self.extra_body)
+        first = await self.client.achat(
+            self.reflection_messages(trace), max_tokens=self.reflection_max_tokens, extra_body=self.extra_body
+        )
         parsed, second = await self.client.achat_json(
-            self.extraction_messages(first.content), self.schema, name="behaviors",
-            max_tokens=self.extraction_max_tokens, extra_body=self.extra_body,
+            self.extraction_messages(first.content),
+            self.schema,
+            name="behaviors",
+            max_tokens=self.extraction_max_tokens,
+            extra_body=self.extra_body,
         )
         return self._result(first, parsed, second)
 
@@ -234,7 +245,10 @@ class Reflector:
             notes.append("reflection proposed no valid behavior")
         usages = [u for u in (first.usage, second.usage) if u is not None]
         return ReflectionResult(
-            candidates=candidates, reflection=first.content, model=self.model, notes=notes,
+            candidates=candidates,
+            reflection=first.content,
+            model=self.model,
+            notes=notes,
             prompt_tokens=sum(u.prompt_tokens for u in usages),
             completion_tokens=sum(u.completion_tokens for u in usages),
         )
@@ -243,6 +257,11 @@ class Reflector:
 def candidate_to_behavior(candidate: Candidate, trace: Trace, model: str, *, status: str) -> Behavior:
     """A minted behavior with its provenance: the trace's id, namespace and topic, and the model."""
     return Behavior(
-        name=candidate.name, instruction=candidate.instruction, namespace=trace.namespace, topic=trace.topic,
-        status=status, sources=[trace.id], model=model,
+        name=candidate.name,
+        instruction=candidate.instruction,
+        namespace=trace.namespace,
+        topic=trace.topic,
+        status=status,
+        sources=[trace.id],
+        model=model,
     )

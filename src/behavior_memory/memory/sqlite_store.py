@@ -129,9 +129,7 @@ class SQLiteStore:
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                busy = isinstance(exc, sqlite3.OperationalError) and (
-                    "locked" in str(exc) or "busy" in str(exc)
-                )
+                busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
                 if busy and time.monotonic() < deadline:
                     time.sleep(delay * (1 + random.random()))
                     delay = min(delay * 2, 0.5)
@@ -192,9 +190,7 @@ class SQLiteStore:
         self._write(lambda conn: self._insert(conn, behavior, vector))
         return behavior
 
-    def put_behaviors(
-        self, items: Sequence[tuple[Behavior, npt.NDArray[np.float32] | None]]
-    ) -> list[Behavior]:
+    def put_behaviors(self, items: Sequence[tuple[Behavior, npt.NDArray[np.float32] | None]]) -> list[Behavior]:
         def insert_all(conn: sqlite3.Connection) -> None:
             for behavior, vector in items:
                 self._insert(conn, behavior, vector)
@@ -297,9 +293,7 @@ class SQLiteStore:
         with self._read() as conn:
             if namespace is None:
                 return int(conn.execute("SELECT COUNT(*) FROM behaviors").fetchone()[0])
-            return int(
-                conn.execute("SELECT COUNT(*) FROM behaviors WHERE namespace = ?", (namespace,)).fetchone()[0]
-            )
+            return int(conn.execute("SELECT COUNT(*) FROM behaviors WHERE namespace = ?", (namespace,)).fetchone()[0])
 
     def vectors(self, namespace: str) -> Vectors:
         with self._read() as conn:
@@ -373,8 +367,20 @@ class SQLiteStore:
 
     def update_trace_fields(self, trace_id: str, **fields: Any) -> None:
         """Change a few top-level fields of a trace without rewriting its steps."""
-        allowed = {"outcome", "score", "feedback", "cited", "shown", "reflection_status", "reflection_error",
-                   "reflection_attempts", "minted", "metadata", "answer", "finished_at"}
+        allowed = {
+            "outcome",
+            "score",
+            "feedback",
+            "cited",
+            "shown",
+            "reflection_status",
+            "reflection_error",
+            "reflection_attempts",
+            "minted",
+            "metadata",
+            "answer",
+            "finished_at",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update trace fields {sorted(unknown)}")
@@ -468,26 +474,66 @@ def _encode(value: Any) -> Any:
 
 def _behavior_row(b: Behavior) -> tuple[Any, ...]:
     return (
-        b.id, b.namespace, b.name, b.instruction, b.topic, json.dumps(b.tags), str(b.status), int(b.pinned),
-        json.dumps(b.sources), b.model, b.shown, b.cited, b.helped, b.hurt, b.version,
-        b.created_at.isoformat(), b.updated_at.isoformat(),
+        b.id,
+        b.namespace,
+        b.name,
+        b.instruction,
+        b.topic,
+        json.dumps(b.tags),
+        str(b.status),
+        int(b.pinned),
+        json.dumps(b.sources),
+        b.model,
+        b.shown,
+        b.cited,
+        b.helped,
+        b.hurt,
+        b.version,
+        b.created_at.isoformat(),
+        b.updated_at.isoformat(),
     )
 
 
 def _behavior_from_row(row: Sequence[Any]) -> Behavior:
     return Behavior.model_construct(
-        id=row[0], namespace=row[1], name=row[2], instruction=row[3], topic=row[4], tags=json.loads(row[5]),
-        status=BehaviorStatus(row[6]), pinned=bool(row[7]), sources=json.loads(row[8]), model=row[9],
-        shown=row[10], cited=row[11], helped=row[12], hurt=row[13], version=row[14],
-        created_at=datetime.fromisoformat(row[15]), updated_at=datetime.fromisoformat(row[16]),
+        id=row[0],
+        namespace=row[1],
+        name=row[2],
+        instruction=row[3],
+        topic=row[4],
+        tags=json.loads(row[5]),
+        status=BehaviorStatus(row[6]),
+        pinned=bool(row[7]),
+        sources=json.loads(row[8]),
+        model=row[9],
+        shown=row[10],
+        cited=row[11],
+        helped=row[12],
+        hurt=row[13],
+        version=row[14],
+        created_at=datetime.fromisoformat(row[15]),
+        updated_at=datetime.fromisoformat(row[16]),
     )
 
 
 def _trace_row(t: Trace) -> tuple[Any, ...]:
     return (
-        t.id, t.namespace, t.task, t.topic, t.answer, str(t.outcome), t.score, t.feedback, json.dumps(t.shown),
-        json.dumps(t.cited), str(t.reflection_status), t.reflection_error, t.reflection_attempts,
-        json.dumps(t.minted), json.dumps(t.metadata), t.created_at.isoformat(),
+        t.id,
+        t.namespace,
+        t.task,
+        t.topic,
+        t.answer,
+        str(t.outcome),
+        t.score,
+        t.feedback,
+        json.dumps(t.shown),
+        json.dumps(t.cited),
+        str(t.reflection_status),
+        t.reflection_error,
+        t.reflection_attempts,
+        json.dumps(t.minted),
+        json.dumps(t.metadata),
+        t.created_at.isoformat(),
         t.finished_at.isoformat() if t.finished_at else None,
     )
 
@@ -495,10 +541,23 @@ def _trace_row(t: Trace) -> tuple[Any, ...]:
 def _trace_from_row(row: Sequence[Any], steps: list[Step]) -> Trace:
     return Trace.model_validate(
         {
-            "id": row[0], "namespace": row[1], "task": row[2], "topic": row[3], "answer": row[4],
-            "outcome": row[5], "score": row[6], "feedback": row[7], "shown": json.loads(row[8]),
-            "cited": json.loads(row[9]), "reflection_status": row[10], "reflection_error": row[11],
-            "reflection_attempts": row[12], "minted": json.loads(row[13]), "metadata": json.loads(row[14]),
-            "created_at": row[15], "finished_at": row[16], "steps": steps,
+            "id": row[0],
+            "namespace": row[1],
+            "task": row[2],
+            "topic": row[3],
+            "answer": row[4],
+            "outcome": row[5],
+            "score": row[6],
+            "feedback": row[7],
+            "shown": json.loads(row[8]),
+            "cited": json.loads(row[9]),
+            "reflection_status": row[10],
+            "reflection_error": row[11],
+            "reflection_attempts": row[12],
+            "minted": json.loads(row[13]),
+            "metadata": json.loads(row[14]),
+            "created_at": row[15],
+            "finished_at": row[16],
+            "steps": steps,
         }
     )

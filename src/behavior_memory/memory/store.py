@@ -30,9 +30,7 @@ class HandbookStore(Protocol):
         """Insert a new behavior; a behavior with the same name in the namespace is an error."""
         ...
 
-    def put_behaviors(
-        self, items: Sequence[tuple[Behavior, npt.NDArray[np.float32] | None]]
-    ) -> list[Behavior]:
+    def put_behaviors(self, items: Sequence[tuple[Behavior, npt.NDArray[np.float32] | None]]) -> list[Behavior]:
         """Insert many behaviors in one transaction: all of them or none."""
         ...
 

@@ -72,20 +72,33 @@ class ReflectionService:
             result = self.reflector.reflect(trace)
         except (LLMConnectionError, LLMTimeoutError) as exc:
             # Not the trace's fault: it waits, and its attempts are not used up.
-            self._set(trace, reflection_status=ReflectionStatus.PENDING, reflection_error=str(exc),
-                      reflection_attempts=max(trace.reflection_attempts - 1, 0))
+            self._set(
+                trace,
+                reflection_status=ReflectionStatus.PENDING,
+                reflection_error=str(exc),
+                reflection_attempts=max(trace.reflection_attempts - 1, 0),
+            )
             self._count("server_down")
             return TraceResult.SERVER_DOWN
         except LLMError as exc:
             return self._failure(trace, str(exc))
         report = self.curator.mint(trace, result)
         metadata = dict(trace.metadata)
-        metadata["reflection"] = {"model": result.model, "text": result.reflection,
-                                  "prompt_tokens": result.prompt_tokens,
-                                  "completion_tokens": result.completion_tokens,
-                                  "added": report.added, "merged": report.merged}
-        self._set(trace, reflection_status=ReflectionStatus.DONE, minted=report.names,
-                  reflection_error="; ".join(result.notes) or None, metadata=metadata)
+        metadata["reflection"] = {
+            "model": result.model,
+            "text": result.reflection,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "added": report.added,
+            "merged": report.merged,
+        }
+        self._set(
+            trace,
+            reflection_status=ReflectionStatus.DONE,
+            minted=report.names,
+            reflection_error="; ".join(result.notes) or None,
+            metadata=metadata,
+        )
         self._count("reflected")
         self._count("added", len(report.added))
         self._count("merged", len(report.merged))
@@ -94,8 +107,13 @@ class ReflectionService:
     def _failure(self, trace: Trace, reason: str) -> TraceResult:
         last = trace.reflection_attempts >= self.max_attempts
         status = ReflectionStatus.FAILED if last else ReflectionStatus.PENDING
-        log.warning("reflection of trace %s failed (attempt %d of %d): %s", trace.id, trace.reflection_attempts,
-                    self.max_attempts, reason)
+        log.warning(
+            "reflection of trace %s failed (attempt %d of %d): %s",
+            trace.id,
+            trace.reflection_attempts,
+            self.max_attempts,
+            reason,
+        )
         try:
             self._set(trace, reflection_status=status, reflection_error=reason)
         except Exception:  # pragma: no cover - the store is gone too; the lease will bring it back
@@ -103,8 +121,9 @@ class ReflectionService:
         self._count("failed" if last else "retried")
         return TraceResult.FAILED if last else TraceResult.RETRY
 
-    def run_batch(self, traces: list[Trace], concurrency: int,
-                  on_done: Callable[[Trace, TraceResult], None] | None = None) -> list[TraceResult]:
+    def run_batch(
+        self, traces: list[Trace], concurrency: int, on_done: Callable[[Trace, TraceResult], None] | None = None
+    ) -> list[TraceResult]:
         """Process claimed traces with up to ``concurrency`` at once."""
         if concurrency <= 1 or len(traces) <= 1:
             results = []
@@ -124,8 +143,15 @@ class ReflectionService:
 class ReflectionWorker:
     """A daemon thread that drains pending traces; ``notify()`` wakes it when a trace is saved."""
 
-    def __init__(self, service: ReflectionService, *, concurrency: int = 1, lease_s: float = 600.0,
-                 idle_s: float = 5.0, max_backoff_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        service: ReflectionService,
+        *,
+        concurrency: int = 1,
+        lease_s: float = 600.0,
+        idle_s: float = 5.0,
+        max_backoff_s: float = 60.0,
+    ) -> None:
         self.service = service
         self.concurrency = concurrency
         self.lease_s = lease_s

@@ -34,5 +34,7 @@ def load_prompt(name: str, override: str | None = None, *, required: tuple[str, 
         text = override
     missing = [p for p in required if "{" + p + "}" not in text]
     if missing:
-        raise ConfigError(f"prompt '{name}' must contain the placeholder(s) {', '.join('{'+m+'}' for m in missing)}")
+        raise ConfigError(
+            f"prompt '{name}' must contain the placeholder(s) {', '.join('{' + m + '}' for m in missing)}"
+        )
     return text
