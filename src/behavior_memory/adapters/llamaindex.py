@@ -1,0 +1,57 @@
+"""LlamaIndex adapter: behavior memory for FunctionAgent, ReActAgent and AgentWorkflow.
+
+Install with ``pip install "behavior-memory[llamaindex]"``. Two ways in::
+
+    from llama_index.core.memory import Memory
+    from behavior_memory.adapters.llamaindex import BehaviorMemoryBlock, instrument, wrap
+
+    instrument(memory)                      # every agent run -> one trace (instrumentation module)
+    chat_memory = Memory.from_defaults(session_id="s1", memory_blocks=[BehaviorMemoryBlock(memory)])
+    await agent.run("...", memory=chat_memory)
+
+    agent = wrap(agent, memory)             # or both at once, per run, for an existing agent
+    await agent.run("...")
+
+Also ``LlamaIndexBehaviorRetriever`` (behaviors as ``TextNode``s) and ``BehaviorNodePostprocessor``
+(relevance floor, status filter, token budget). This is the only module tree that imports
+LlamaIndex; ``import behavior_memory`` never does.
+"""
+
+from __future__ import annotations
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'the LlamaIndex adapter needs llama-index-core: pip install "behavior-memory[llamaindex]"'
+    ) from exc
+
+from .llamaindex_agent import BehaviorMemoryAgent, choose_insert_method, wrap
+from .llamaindex_block import BehaviorMemoryBlock
+from .llamaindex_retriever import BehaviorNodePostprocessor, LlamaIndexBehaviorRetriever, behavior_node
+from .llamaindex_tracing import (
+    NAMESPACE_TAG,
+    RUN_TAG,
+    TOPIC_TAG,
+    LlamaIndexInstrumentation,
+    instrument,
+    instrumentation_for,
+    uninstrument,
+)
+
+__all__ = [
+    "NAMESPACE_TAG",
+    "RUN_TAG",
+    "TOPIC_TAG",
+    "BehaviorMemoryAgent",
+    "BehaviorMemoryBlock",
+    "BehaviorNodePostprocessor",
+    "LlamaIndexBehaviorRetriever",
+    "LlamaIndexInstrumentation",
+    "behavior_node",
+    "choose_insert_method",
+    "instrument",
+    "instrumentation_for",
+    "uninstrument",
+    "wrap",
+]

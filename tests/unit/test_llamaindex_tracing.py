@@ -1,0 +1,261 @@
+"""LlamaIndex trace capture and ``wrap`` with real agents and LlamaIndex's mock LLMs (offline)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, TextBlock, ThinkingBlock
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.llms.mock import MockFunctionCallingLLM, MockFunctionCallingLLMWithChatMemoryOfLastCall
+from llama_index.core.memory import InsertMethod, Memory
+from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
+
+from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome
+from behavior_memory.adapters.llamaindex import (
+    BehaviorMemoryBlock,
+    choose_insert_method,
+    instrument,
+    instrumentation_for,
+    uninstrument,
+    wrap,
+)
+from behavior_memory.adapters.llamaindex_messages import response_reasoning, response_usage
+
+BLOCK_LINE = "behavior_add_then_check: Add with the tool, then check the sum."
+
+
+@pytest.fixture
+def memory(tmp_path):
+    cfg = BehaviorMemoryConfig.model_validate(
+        {
+            "store": {"path": str(tmp_path / "h.db")},
+            "embeddings": {"provider": "hashing"},
+            "reflection": {"mode": "manual"},
+            "retrieval": {"strategy": "lexical"},
+        }
+    )
+    m = BehaviorMemory(cfg)
+    m.handbook.add("behavior_add_then_check", "Add with the tool, then check the sum.")
+    yield m
+    uninstrument(m)
+    m.close()
+
+
+def add(a: int = 1, b: int = 2) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def boom(x: int = 0) -> int:
+    """A tool that always fails."""
+    raise RuntimeError("kaboom")
+
+
+def _contents(step) -> str:
+    return "\n".join(str(m.get("content")) for m in step.messages)
+
+
+async def test_wrapped_function_agent_run_is_one_trace_with_every_call(memory):
+    agent = wrap(FunctionAgent(tools=[add, boom], llm=MockFunctionCallingLLM(), system_prompt="You add."), memory)
+    handler = agent.run("add two numbers")
+    result = await handler
+    assert str(result) == "Tool calls complete."
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.task == "add two numbers" and trace.answer == "Tool calls complete."
+    assert [s.kind for s in trace.steps] == ["model", "tool", "tool", "model"]
+    tools = {s.name: s for s in trace.steps if s.kind == "tool"}
+    assert tools["add"].args == {"a": 1, "b": 2} and tools["add"].result == "3" and tools["add"].error is None
+    assert "kaboom" in tools["boom"].error and tools["boom"].result is None
+    first = trace.steps[0]
+    assert "<tool_call>add(" in first.output and first.latency_s is not None
+    # FunctionAgent: its own system prompt, then the memory block as a second system message
+    roles = [m["role"] for m in first.messages]
+    assert roles[:3] == ["system", "system", "user"] and first.messages[0]["content"] == "You add."
+    assert BLOCK_LINE in first.messages[1]["content"]
+    assert all(BLOCK_LINE in _contents(s) for s in trace.steps if s.kind == "model")
+    assert trace.shown == ["behavior_add_then_check"]
+    assert memory.handbook.get("behavior_add_then_check").shown == 1
+    assert trace.metadata["framework"] == "llamaindex" and trace.metadata["llamaindex_run_id"]
+
+
+async def test_react_agent_without_system_prompt_gets_the_block_in_the_user_message(memory):
+    llm = MockFunctionCallingLLMWithChatMemoryOfLastCall()
+    react = ReActAgent(tools=[add], llm=llm)
+    agent = wrap(react, memory)
+    assert agent.insert_method == InsertMethod.USER  # a system message would be dropped by ReActAgent
+    handler = agent.run("add two numbers", max_iterations=2, early_stopping_method="generate")
+    await handler
+    sent = next(m for m in llm.last_chat_messages if m.role == "user").content
+    assert BLOCK_LINE in sent and sent.rstrip().endswith("add two numbers")
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.steps and all(s.kind == "model" for s in trace.steps)
+    assert BLOCK_LINE in _contents(trace.steps[0])
+
+
+async def test_react_agent_with_system_prompt_keeps_the_block_as_a_system_message(memory):
+    llm = MockFunctionCallingLLMWithChatMemoryOfLastCall()
+    agent = wrap(ReActAgent(tools=[add], llm=llm, system_prompt="You add carefully."), memory)
+    assert agent.insert_method == InsertMethod.SYSTEM
+    await agent.run("add two numbers", max_iterations=2, early_stopping_method="generate")
+    systems = [m.content for m in llm.last_chat_messages if m.role == "system"]
+    assert len(systems) == 2 and "You add carefully." in systems[0] and BLOCK_LINE in systems[1]
+
+
+async def test_agent_workflow_with_two_agents_records_one_trace(memory):
+    llm = MockFunctionCallingLLM()
+    adder = FunctionAgent(
+        name="adder",
+        description="Adds numbers.",
+        tools=[add],
+        llm=llm,
+        system_prompt="Add.",
+        can_handoff_to=["checker"],
+    )
+    checker = ReActAgent(name="checker", description="Checks sums.", tools=[add], llm=llm)
+    workflow = AgentWorkflow(agents=[adder, checker], root_agent="adder")
+    assert choose_insert_method(workflow) == InsertMethod.USER
+    agent = wrap(workflow, memory)
+    handler = agent.run(user_msg="add two numbers")
+    await handler
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.metadata["workflow"] == "AgentWorkflow" and trace.shown == ["behavior_add_then_check"]
+    assert [s.kind for s in trace.steps].count("model") >= 2
+    assert any(s.kind == "tool" for s in trace.steps)
+    assert BLOCK_LINE in _contents(trace.steps[0])
+
+
+async def test_untagged_agent_runs_are_recorded_once_instrumented(memory):
+    agent = FunctionAgent(tools=[add], llm=MockFunctionCallingLLM(), system_prompt="Add.")
+    instrument(memory, record_untagged=False)
+    await agent.run("not recorded")
+    assert memory.store.list_traces(memory.namespace) == []
+    instrument(memory)  # idempotent: same handlers, now recording every agent run
+    chat = Memory.from_defaults(session_id="s1", memory_blocks=[BehaviorMemoryBlock(memory)])
+    await agent.run("add two numbers", memory=chat)
+    (summary,) = memory.store.list_traces(memory.namespace)
+    trace = memory.store.get_trace(summary.id)
+    assert trace.task == "add two numbers" and trace.shown == ["behavior_add_then_check"]
+    assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
+    handlers = get_dispatcher().event_handlers
+    assert sum(h is instrumentation_for(memory).event_handler for h in handlers) == 1
+    uninstrument(memory)
+    assert instrumentation_for(memory) is None
+    await agent.run("after uninstrument")
+    assert len(memory.store.list_traces(memory.namespace)) == 1
+
+
+async def test_sixteen_concurrent_runs_give_sixteen_clean_traces(memory):
+    agent = wrap(FunctionAgent(tools=[add], llm=MockFunctionCallingLLM(), system_prompt="Add."), memory)
+    handlers = [agent.run(f"add task number {i}") for i in range(16)]
+    await asyncio.gather(*handlers)
+    assert instrumentation_for(memory).open_runs == 0
+    for i, handler in enumerate(handlers):
+        trace = memory.store.get_trace(handler.behavior_trace_id)
+        assert trace.task == f"add task number {i}" and trace.shown == ["behavior_add_then_check"]
+        assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
+        for s in trace.steps[::2]:  # the model calls
+            users = [m["content"] for m in s.messages if m["role"] == "user"]
+            assert users and all(u.endswith(f"add task number {i}") for u in users)
+    assert len(memory.store.list_traces(memory.namespace)) == 16
+
+
+class _FailingLLM(MockFunctionCallingLLM):
+    mid_stream: bool = False
+
+    def _get_response_generator(self):
+        def fail(messages, **kwargs):
+            if not self.mid_stream:
+                raise ConnectionError("model server went away")
+
+            async def partial():
+                yield ChatMessage(role="assistant", content="half an ans")
+                raise ConnectionError("stream cut")
+
+            return partial()
+
+        return fail
+
+
+@pytest.mark.parametrize("mid_stream", [False, True])
+async def test_a_failing_model_call_is_recorded_and_the_run_fails_as_it_would(memory, mid_stream):
+    agent = wrap(FunctionAgent(tools=[add], llm=_FailingLLM(mid_stream=mid_stream), system_prompt="Add."), memory)
+    handler = agent.run("add two numbers")
+    with pytest.raises(Exception, match=r"went away|stream cut"):
+        await handler
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.outcome == Outcome.FAILURE and "Error" in trace.metadata["error"]
+    (model,) = trace.steps
+    assert model.kind == "model" and "ConnectionError" in model.error
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_dead_model_server_fails_the_run_exactly_as_without_memory(memory):
+    from llama_index.llms.openai_like import OpenAILike
+
+    llm = OpenAILike(
+        model="m",
+        api_base=f"http://127.0.0.1:{_closed_port()}/v1",
+        api_key="EMPTY",
+        is_chat_model=True,
+        is_function_calling_model=True,
+        max_retries=0,
+        timeout=2,
+    )
+    plain = FunctionAgent(tools=[add], llm=llm, system_prompt="Add.")
+    with pytest.raises(Exception) as bare:
+        await plain.run("add two numbers")
+    handler = wrap(plain, memory).run("add two numbers")
+    with pytest.raises(type(bare.value)):
+        await handler
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.outcome == Outcome.FAILURE and trace.steps[0].error
+
+
+async def test_a_plain_workflow_is_recorded_without_a_memory_argument(memory):
+    class Echo(Workflow):
+        @step
+        async def echo(self, ev: StartEvent) -> StopEvent:
+            return StopEvent(result=f"echo: {ev.get('text')}")
+
+    handler = wrap(Echo(), memory).run(text="hello")
+    assert await handler == "echo: hello"
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.task == "text: hello" and trace.answer == "echo: hello" and trace.steps == []
+
+
+def test_usage_and_reasoning_are_read_from_every_place_llamaindex_puts_them():
+    raw = {
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "total_tokens": 15,
+            "prompt_tokens_details": {"cached_tokens": 8},
+            "completion_tokens_details": {"reasoning_tokens": 3},
+        }
+    }
+    message = ChatMessage(role="assistant", blocks=[ThinkingBlock(content="let me think"), TextBlock(text="15")])
+    response = ChatResponse(message=message, raw=raw)
+    usage = response_usage(response)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens) == (10, 5, 8, 3)
+    assert response_reasoning(response) == "let me think"
+    counted = ChatResponse(
+        message=ChatMessage(role="assistant", content="x"),
+        additional_kwargs={"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
+    )
+    assert response_usage(counted).total_tokens == 6
+    assert response_usage(ChatResponse(message=ChatMessage(role="assistant", content="x"))) is None
+    legacy = ChatResponse(
+        message=ChatMessage(role="assistant", content="x", additional_kwargs={"reasoning_content": "hmm"})
+    )
+    assert response_reasoning(legacy) == "hmm"
