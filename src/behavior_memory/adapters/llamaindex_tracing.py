@@ -25,7 +25,6 @@ from typing import Any
 from llama_index.core.agent.workflow import AgentWorkflow
 from llama_index.core.agent.workflow.base_agent import BaseWorkflowAgent
 from llama_index.core.base.llms.base import BaseLLM
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.exception import ExceptionEvent
 from llama_index.core.instrumentation.events.llm import (
@@ -35,15 +34,22 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionStartEvent,
 )
 from llama_index.core.instrumentation.span import SimpleSpan
-from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.tools.types import BaseTool
 from llama_index.core.workflow import StopEvent, Workflow
 from llama_index_instrumentation import get_dispatcher
 from llama_index_instrumentation.dispatcher import active_instrument_tags
-from pydantic import PrivateAttr
 
 from ..memory.models import Outcome
 from ..memory.recording import TraceRecorder
+from .llamaindex_handlers import (
+    LLAMAINDEX_RUN_TAG,
+    NAMESPACE_TAG,
+    RUN_TAG,
+    TOPIC_TAG,
+    BehaviorMemoryEventHandler,
+    BehaviorMemorySpanHandler,
+    run_key,
+)
 from .llamaindex_messages import (
     message_dict,
     message_text,
@@ -54,25 +60,21 @@ from .llamaindex_messages import (
     user_input_text,
 )
 
-__all__ = ["NAMESPACE_TAG", "RUN_TAG", "TOPIC_TAG", "LlamaIndexInstrumentation", "instrument", "uninstrument"]
+__all__ = [
+    "NAMESPACE_TAG",
+    "RUN_TAG",
+    "TOPIC_TAG",
+    "LlamaIndexInstrumentation",
+    "instrument",
+    "instrumentation_for",
+    "run_key",
+    "uninstrument",
+]
 
 log = logging.getLogger(__name__)
 
-RUN_TAG = "behavior_memory.run"
-NAMESPACE_TAG = "behavior_memory.namespace"
-TOPIC_TAG = "behavior_memory.topic"
-LLAMAINDEX_RUN_TAG = "llamaindex.run_id"
-
 _INSTRUMENTS: dict[int, LlamaIndexInstrumentation] = {}
 _INSTRUMENTS_LOCK = threading.Lock()
-
-
-def run_key(tags: dict[str, Any] | None) -> str | None:
-    """The run a tagged event or span belongs to: ours first, else LlamaIndex's run id."""
-    if not tags:
-        return None
-    key = tags.get(RUN_TAG) or tags.get(LLAMAINDEX_RUN_TAG)
-    return str(key) if key else None
 
 
 def _json_safe(value: Any) -> Any:
@@ -108,60 +110,6 @@ class _Run:
     on_finish: list[Callable[[TraceRecorder], None]] = field(default_factory=list)
 
 
-class _EventHandler(BaseEventHandler):
-    _owner: LlamaIndexInstrumentation = PrivateAttr()
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "BehaviorMemoryEventHandler"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        try:
-            self._owner._on_event(event)
-        except Exception:
-            log.exception("behavior-memory could not record a LlamaIndex event")
-
-
-class _SpanHandler(BaseSpanHandler[SimpleSpan]):
-    _owner: LlamaIndexInstrumentation = PrivateAttr()
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "BehaviorMemorySpanHandler"
-
-    def new_span(
-        self,
-        id_: str,
-        bound_args: Any,
-        instance: Any = None,
-        parent_span_id: str | None = None,
-        tags: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> SimpleSpan | None:
-        try:
-            return self._owner._on_span_enter(id_, bound_args, instance, parent_span_id, tags)
-        except Exception:
-            log.exception("behavior-memory could not open a LlamaIndex span")
-            return None
-
-    def prepare_to_exit_span(
-        self, id_: str, bound_args: Any, instance: Any = None, result: Any = None, **kwargs: Any
-    ) -> SimpleSpan | None:
-        return self._close(id_, result, None)
-
-    def prepare_to_drop_span(
-        self, id_: str, bound_args: Any, instance: Any = None, err: BaseException | None = None, **kwargs: Any
-    ) -> SimpleSpan | None:
-        return self._close(id_, None, err)
-
-    def _close(self, id_: str, result: Any, err: BaseException | None) -> SimpleSpan | None:
-        try:
-            self._owner._on_span_exit(id_, result, err)
-        except Exception:
-            log.exception("behavior-memory could not close a LlamaIndex span")
-        return self.open_spans.get(id_)
-
-
 class LlamaIndexInstrumentation:
     """The handlers ``instrument(memory)`` registered, and the runs they are recording."""
 
@@ -171,10 +119,8 @@ class LlamaIndexInstrumentation:
         self._runs: dict[str, _Run] = {}
         self._spans: dict[str, _Run] = {}  # open LLM/tool/run span id -> its run
         self._lock = threading.Lock()
-        self.event_handler = _EventHandler()
-        self.event_handler._owner = self
-        self.span_handler = _SpanHandler()
-        self.span_handler._owner = self
+        self.event_handler = BehaviorMemoryEventHandler.for_observer(self)
+        self.span_handler = BehaviorMemorySpanHandler.for_observer(self)
 
     # --- runs ---------------------------------------------------------------------------------
     def start_run(
@@ -244,9 +190,10 @@ class LlamaIndexInstrumentation:
                 log.exception("on_finish callback failed for run %s", run.key)
 
     # --- spans --------------------------------------------------------------------------------
-    def _on_span_enter(
+    def on_span_enter(
         self, id_: str, bound_args: Any, instance: Any, parent_id: str | None, tags: dict[str, Any] | None
     ) -> SimpleSpan | None:
+        """Open a span worth keeping: a run span, a tool call, or an LLM call inside a recorded run."""
         if isinstance(instance, Workflow):
             if not id_.startswith(f"{type(instance).__name__}.run-"):
                 return None
@@ -319,7 +266,8 @@ class LlamaIndexInstrumentation:
                 run.recorder.trace.metadata.setdefault("llamaindex_run_id", str(tags[LLAMAINDEX_RUN_TAG]))
         return run
 
-    def _on_span_exit(self, id_: str, result: Any, err: BaseException | None) -> None:
+    def on_span_exit(self, id_: str, result: Any, err: BaseException | None) -> None:
+        """Close a kept span: save the run, record the tool call, or record a model call that raised."""
         run = self._spans.get(id_)
         if run is None:
             return
@@ -350,7 +298,8 @@ class LlamaIndexInstrumentation:
             )
 
     # --- events -------------------------------------------------------------------------------
-    def _on_event(self, event: BaseEvent) -> None:
+    def on_event(self, event: BaseEvent) -> None:
+        """Record model calls from the LLM start/end/exception events of a recorded run."""
         key = run_key(event.tags)
         run = self._runs.get(key) if key else None
         if run is None:
