@@ -50,8 +50,10 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
     demo_cfg = cfg.model_copy(deep=True, update={"namespace": "demo"})
     demo_cfg.store.path = str(demo_dir / "handbook.db")
     demo_cfg.reflection.mode = "manual"
+    demo_cfg.retrieval.strategy = "topic"  # the paper's MATH mode: all behaviors of the problem's topic, up to k
     demo_cfg.reflection.max_behaviors_per_trace = 3
     demo_cfg.llm.output_retries = 1
+    demo_cfg.reflection.extra_body = {"repetition_penalty": 1.1}  # small models loop without it
 
     if cfg.llm.base_url.rstrip("/") == cfg.serve.base_url.rstrip("/"):
         console.print(

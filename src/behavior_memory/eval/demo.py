@@ -29,6 +29,7 @@ __all__ = [
     "summarize",
 ]
 
+TOPIC = "gsm8k"  # every trace and minted behavior carries it; topic retrieval is the paper's MATH mode
 SOLVER_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step in a few short sentences. "
     "End with a last line of the form 'Answer: <number>'."
@@ -77,7 +78,7 @@ def load_gsm8k_sample() -> list[Problem]:
 
 def solve(memory: BehaviorMemory, problem: Problem, *, with_behaviors: bool, max_tokens: int, k: int) -> Solved:
     """Answer one problem through the model, recording it as a trace."""
-    hits = memory.retrieve(problem.question, k=k) if with_behaviors else []
+    hits = memory.retrieve(problem.question, k=k, topic=TOPIC) if with_behaviors else []
     block = memory.render(hits)
     system = SOLVER_PROMPT + (f"\n\n{block}" if block else "")
     messages = [{"role": "system", "content": system}, {"role": "user", "content": problem.question}]

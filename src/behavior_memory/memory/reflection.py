@@ -35,8 +35,9 @@ class ExtractedBehavior(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Tight bounds: constrained decoding follows them, so a small model cannot ramble past its budget.
-    name: str = Field(pattern=r"^behavior_[a-z0-9_]{2,48}$", description="behavior_snake_case")
-    instruction: str = Field(min_length=8, max_length=200, pattern=r"^[^\n\r]+$")
+    # The name starts with a word (behavior_1_1 is no name); the instruction starts with a letter.
+    name: str = Field(pattern=r"^behavior_[a-z]{3,20}(_[a-z0-9]{1,20}){0,4}$", description="behavior_snake_case")
+    instruction: str = Field(min_length=8, max_length=200, pattern=r"^[A-Za-z][^\n\r]+$")
 
 
 class Extraction(BaseModel):
