@@ -51,9 +51,7 @@ class ScriptedChatModel(BaseChatModel):
                 tool_calls=[{"name": self.tool_name, "args": self.tool_args, "id": f"call_{next(_ids)}"}],
             )
         else:
-            message = AIMessage(
-                content=self.answer, usage_metadata=usage, response_metadata={"model_name": "scripted"}
-            )
+            message = AIMessage(content=self.answer, usage_metadata=usage, response_metadata={"model_name": "scripted"})
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _generate(
@@ -81,9 +79,7 @@ def test_scripted_model_calls_the_tool_then_answers():
     model = ScriptedChatModel(tool_name="add", tool_args={"a": 1, "b": 2}).bind_tools(["add"])
     first = model.invoke([HumanMessage("1+2?")])
     assert first.tool_calls[0]["name"] == "add" and first.usage_metadata["output_tokens"] == 5
-    second = model.invoke(
-        [HumanMessage("1+2?"), first, ToolMessage("3", tool_call_id=first.tool_calls[0]["id"])]
-    )
+    second = model.invoke([HumanMessage("1+2?"), first, ToolMessage("3", tool_call_id=first.tool_calls[0]["id"])])
     assert second.content == "The answer is 3." and len(model.seen) == 2
 
 

@@ -181,9 +181,7 @@ class Ctx:
 
 
 def test_namespaces_come_from_the_runtime_context_or_metadata(memory):
-    memory.handbook.add(
-        "behavior_alice_only", "Add numbers in parts the way alice likes.", namespace="acme/alice"
-    )
+    memory.handbook.add("behavior_alice_only", "Add numbers in parts the way alice likes.", namespace="acme/alice")
     model = ScriptedChatModel(answer="done")
     middleware = BehaviorMiddleware(memory, namespace="acme")
     agent = create_agent(model, [], system_prompt=BASE, middleware=[middleware], context_schema=Ctx)
@@ -265,9 +263,7 @@ def test_stream_ends_with_the_trace_id_and_the_block_stays_out_of_the_result(mem
 
 
 def test_traces_of_runs_that_never_finished_are_saved_after_abandon_after_s(memory):
-    agent, _, middleware = agent_for(
-        memory, model=ScriptedChatModel(error=RuntimeError("down")), abandon_after_s=0.0
-    )
+    agent, _, middleware = agent_for(memory, model=ScriptedChatModel(error=RuntimeError("down")), abandon_after_s=0.0)
     with pytest.raises(RuntimeError):
         agent.invoke({"messages": [("user", "first")]})
     stuck = middleware.open_traces

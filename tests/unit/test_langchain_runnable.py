@@ -58,9 +58,7 @@ def test_wrap_injects_before_the_model_and_records_one_trace_per_call(memory):
     chain = memory.wrap(PROMPT | model | StrOutputParser())
     assert isinstance(chain, BehaviorRunnable)
     user_handler, run_id = Counting(), uuid.uuid4()
-    answer = chain.invoke(
-        {"question": "add numbers in parts"}, config={"run_id": run_id, "callbacks": [user_handler]}
-    )
+    answer = chain.invoke({"question": "add numbers in parts"}, config={"run_id": run_id, "callbacks": [user_handler]})
     assert answer == "By behavior_add_in_parts: 3" and user_handler.starts == 1  # user's callbacks intact
     system = model.seen[0][0]
     assert system.type == "system" and system.content.startswith("Answer briefly.\n\n")
@@ -108,10 +106,7 @@ async def test_concurrent_ainvoke_and_astream_keep_traces_apart(memory):
     chain = memory.wrap(PROMPT | model)
     ids = [uuid.uuid4() for _ in range(8)]
     await asyncio.gather(
-        *(
-            chain.ainvoke({"question": f"add in parts #{i}"}, config={"run_id": rid})
-            for i, rid in enumerate(ids)
-        )
+        *(chain.ainvoke({"question": f"add in parts #{i}"}, config={"run_id": rid}) for i, rid in enumerate(ids))
     )
     for i, rid in enumerate(ids):
         trace = memory.store.get_trace(str(rid))
@@ -127,10 +122,7 @@ def test_namespace_from_config_metadata(memory):
     model = ScriptedChatModel()
     chain = memory.wrap(PROMPT | model)
     chain.invoke({"question": "add in parts"}, config={"metadata": {"namespace": "team-b"}})
-    assert (
-        "behavior_team_b" in model.seen[0][0].content
-        and "behavior_add_in_parts" not in model.seen[0][0].content
-    )
+    assert "behavior_team_b" in model.seen[0][0].content and "behavior_add_in_parts" not in model.seen[0][0].content
     assert memory.store.get_trace(chain.last_trace_id).namespace == "team-b"
 
 
@@ -151,10 +143,6 @@ def test_tracer_alone_records_an_agent_run_with_its_tool_calls(memory):
     trace = memory.store.get_trace(str(run_id))
     assert tracer.last_trace_id == str(run_id) and trace.namespace == "default/carol"
     assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
-    assert (
-        trace.steps[1].name == "add"
-        and trace.steps[1].args == {"a": 1, "b": 2}
-        and trace.steps[1].result == "3"
-    )
+    assert trace.steps[1].name == "add" and trace.steps[1].args == {"a": 1, "b": 2} and trace.steps[1].result == "3"
     assert trace.task == "1+2?" and trace.answer == "The answer is 3."
     assert [m["role"] for m in trace.steps[2].messages] == ["tool"]

@@ -22,6 +22,7 @@ from langchain_core.messages import SystemMessage
 from ..errors import InvalidInputError
 from ..memory.injection import RenderedBlock
 from ..memory.models import validate_namespace
+from ..memory.tokens import count_tokens
 
 if TYPE_CHECKING:
     from ..facade import BehaviorMemory
@@ -66,11 +67,7 @@ def content_text(content: Any) -> str:
         for block in content:
             if isinstance(block, str):
                 parts.append(block)
-            elif (
-                isinstance(block, Mapping)
-                and block.get("type") == "text"
-                and isinstance(block.get("text"), str)
-            ):
+            elif isinstance(block, Mapping) and block.get("type") == "text" and isinstance(block.get("text"), str):
                 parts.append(block["text"])
         return "\n".join(parts)
     return "" if content is None else str(content)
@@ -223,11 +220,7 @@ class MessageLog:
     @staticmethod
     def _key(message: Any) -> str:
         ident = getattr(message, "id", None)
-        return (
-            ident
-            if ident
-            else f"{getattr(message, 'type', '?')}:{hash(repr(getattr(message, 'content', '')))}"
-        )
+        return ident if ident else f"{getattr(message, 'type', '?')}:{hash(repr(getattr(message, 'content', '')))}"
 
     def saw(self, message: Any) -> None:
         self._seen.add(self._key(message))
@@ -246,9 +239,7 @@ class MessageLog:
             self._seen.add(key)
         records = [message_record(m) for m in system]
         if len(fresh) > self.max_messages:  # a long thread: its tail is what this task is about
-            records.append(
-                {"role": "omitted", "content": f"[{len(fresh) - self.max_messages} earlier messages]"}
-            )
+            records.append({"role": "omitted", "content": f"[{len(fresh) - self.max_messages} earlier messages]"})
             fresh = fresh[-self.max_messages :]
         records.extend(message_record(m) for m in fresh)
         return records
@@ -316,6 +307,16 @@ class BlockFetcher:
         self.memory = memory
         self.k, self.topic, self.token_budget, self.timeout_s = k, topic, token_budget, timeout_s
         self._pool: ThreadPoolExecutor | None = None
+        if timeout_s is not None:
+            self._warm_up()
+
+    @staticmethod
+    def _warm_up() -> None:
+        """Load the tokenizer now (a second or more, cold) so the first task's budget is not spent on it."""
+        try:
+            count_tokens("behavior")
+        except Exception:  # the first render will report it
+            log.debug("could not load the tokenizer ahead of the first task", exc_info=True)
 
     def _render(self, query: str, namespace: str) -> RenderedBlock:
         hits = self.memory.retrieve(query, k=self.k, namespace=namespace, topic=self.topic)

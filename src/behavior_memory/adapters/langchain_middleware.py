@@ -112,9 +112,7 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
         self.record_messages = record_messages
         self.abandon_after_s = abandon_after_s
         self.on_trace = on_trace
-        self.fetcher = BlockFetcher(
-            memory, k=k, topic=topic, token_budget=token_budget, timeout_s=retrieval_timeout_s
-        )
+        self.fetcher = BlockFetcher(memory, k=k, topic=topic, token_budget=token_budget, timeout_s=retrieval_timeout_s)
         self.tools = []
         self._name = name or type(self).__name__
         self._open: dict[str, _OpenTask] = {}
@@ -249,9 +247,7 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
         self, task: _OpenTask, call: Mapping[str, Any], out: Any, error: BaseException | None, seconds: float
     ) -> None:
         try:
-            result, failed = (
-                (None, clip(f"{type(error).__name__}: {error}", 2000)) if error else tool_outcome(out)
-            )
+            result, failed = (None, clip(f"{type(error).__name__}: {error}", 2000)) if error else tool_outcome(out)
             task.recorder.tool_call(
                 name=str(call.get("name")),
                 args=dict(call.get("args") or {}),

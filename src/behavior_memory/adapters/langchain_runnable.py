@@ -88,9 +88,7 @@ def inject_before_models(runnable: Runnable[Any, Any]) -> tuple[Runnable[Any, An
     if isinstance(runnable, RunnableSequence):
         parts = [inject_before_models(step) for step in runnable.steps]
         count = sum(n for _, n in parts)
-        return (
-            RunnableSequence(*(step for step, _ in parts), name=runnable.name) if count else runnable
-        ), count
+        return (RunnableSequence(*(step for step, _ in parts), name=runnable.name) if count else runnable), count
     if isinstance(runnable, RunnableBinding):
         inner, count = inject_before_models(runnable.bound)
         return (runnable.model_copy(update={"bound": inner}) if count else runnable), count
@@ -146,9 +144,7 @@ class BehaviorRunnable(Runnable[Any, Any]):
         self.topic = topic
         self.task_from = task_from or task_text
         self.on_trace = on_trace
-        self.fetcher = BlockFetcher(
-            memory, k=k, topic=topic, token_budget=token_budget, timeout_s=retrieval_timeout_s
-        )
+        self.fetcher = BlockFetcher(memory, k=k, topic=topic, token_budget=token_budget, timeout_s=retrieval_timeout_s)
         self.bound, count = inject_before_models(chain) if inject else (chain, 0)
         if inject and not count:
             raise InvalidInputError(
@@ -210,19 +206,13 @@ class BehaviorRunnable(Runnable[Any, Any]):
         config = ensure_config(config)
         query, namespace = self.task_from(value), self._namespace(config)
         fetched = self.fetcher.fetch(query, namespace)
-        return self._start(
-            value, config, str(fetched.block), fetched.block.names, query, namespace, fetched.status
-        )
+        return self._start(value, config, str(fetched.block), fetched.block.names, query, namespace, fetched.status)
 
-    async def _aprepare(
-        self, value: Any, config: RunnableConfig | None
-    ) -> tuple[RunnableConfig, BehaviorTracer]:
+    async def _aprepare(self, value: Any, config: RunnableConfig | None) -> tuple[RunnableConfig, BehaviorTracer]:
         config = ensure_config(config)
         query, namespace = self.task_from(value), self._namespace(config)
         fetched = await self.fetcher.afetch(query, namespace)
-        return self._start(
-            value, config, str(fetched.block), fetched.block.names, query, namespace, fetched.status
-        )
+        return self._start(value, config, str(fetched.block), fetched.block.names, query, namespace, fetched.status)
 
     def _finish(self, tracer: BehaviorTracer) -> None:
         for trace in list(tracer.traces):

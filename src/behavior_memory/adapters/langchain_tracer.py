@@ -169,11 +169,7 @@ class BehaviorTracer(BaseTracer):
     def build(self, run: Run) -> Trace:
         """The ``Trace`` of one finished root run (not saved)."""
         meta = run.extra.get("metadata") or {}
-        namespace = (
-            resolve_namespace(self.namespace, metadata=meta)
-            if self.namespace_from_metadata
-            else self.namespace
-        )
+        namespace = resolve_namespace(self.namespace, metadata=meta) if self.namespace_from_metadata else self.namespace
         task = self.task if self.task is not None else task_text(run.inputs)
         recorder = self.memory.trace(
             task=clip(task),
