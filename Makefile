@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,embeddings
+EXTRAS ?= dev,embeddings,langchain,llamaindex
 
 .PHONY: install demo tour test test-unit test-integration bench bench-reflect lint typecheck lock clean serve stop
 

@@ -394,7 +394,7 @@ def test_config_defaults_and_unknown_keys() -> None:
     assert (cfg.strategy, cfg.k, cfg.floor, cfg.token_budget, cfg.pinned_first) == (
         "hybrid",
         8,
-        0.3,
+        0.2,
         600,
         True,
     )

@@ -5,7 +5,7 @@
     retrieval:
       strategy: hybrid      # topic | embedding | lexical | hybrid (embedding + BM25, fused by rank)
       k: 8                  # behaviors retrieved per query (pinned ones come on top)
-      floor: 0.3            # minimum cosine for the embedding retriever
+      floor: 0.2            # minimum cosine for the embedding retriever
       token_budget: 600     # the rendered block's limit, applied at injection
       pinned_first: true    # pinned behaviors first: a stable prompt prefix for vLLM's cache
 """
@@ -47,7 +47,11 @@ class RetrievalConfig(BaseModel):
     )
     k: int = Field(default=8, ge=1, le=1000, description="Behaviors retrieved per query.")
     floor: float = Field(
-        default=0.3, ge=-1.0, le=1.0, description="Minimum cosine similarity for the embedding retriever."
+        default=0.2,
+        ge=-1.0,
+        le=1.0,
+        description="Minimum cosine similarity for the embedding retriever (MiniLM scores a question "
+        "against a matching procedure around 0.2-0.4; raise it for stricter matches).",
     )
     token_budget: int = Field(default=600, ge=0, description="Most tokens the behavior block may take.")
     pinned_first: bool = Field(
