@@ -185,3 +185,28 @@ def test_postprocessor_applies_status_floor_and_budget():
     assert BehaviorNodePostprocessor().postprocess_nodes([]) == []
     everything = BehaviorNodePostprocessor(statuses=("active", "archived")).postprocess_nodes(nodes)
     assert "behavior_x" in [n.node.metadata["behavior_name"] for n in everything]
+
+
+def test_the_adapter_exports_a_pinned_set_of_names():
+    import behavior_memory.adapters.llamaindex as adapter
+
+    assert set(adapter.__all__) == {
+        "FAST_MEMORY_BLOCKS_TEMPLATE",
+        "NAMESPACE_TAG",
+        "RUN_TAG",
+        "TOPIC_TAG",
+        "BehaviorMemoryAgent",
+        "BehaviorMemoryBlock",
+        "BehaviorNodePostprocessor",
+        "InProcessChatStore",
+        "LlamaIndexBehaviorRetriever",
+        "LlamaIndexInstrumentation",
+        "behavior_chat_memory",
+        "behavior_node",
+        "choose_insert_method",
+        "instrument",
+        "instrumentation_for",
+        "uninstrument",
+        "wrap",
+    }
+    assert all(hasattr(adapter, name) for name in adapter.__all__)

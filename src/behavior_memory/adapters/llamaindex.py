@@ -12,6 +12,10 @@ Install with ``pip install "behavior-memory[llamaindex]"``. Two ways in::
     agent = wrap(agent, memory)             # or both at once, per run, for an existing agent
     await agent.run("...")
 
+``Memory.from_defaults`` compiles its jinja block template on every step (about 13 ms here): pass
+``memory_blocks_template=FAST_MEMORY_BLOCKS_TEMPLATE`` (same bytes), or build the memory with
+``behavior_chat_memory(block)`` (also keeps history in process instead of SQLite), as ``wrap`` does.
+
 Also ``LlamaIndexBehaviorRetriever`` (behaviors as ``TextNode``s) and ``BehaviorNodePostprocessor``
 (relevance floor, status filter, token budget). This is the only module tree that imports
 LlamaIndex; ``import behavior_memory`` never does.
@@ -28,6 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from .llamaindex_agent import BehaviorMemoryAgent, choose_insert_method, wrap
 from .llamaindex_block import BehaviorMemoryBlock
+from .llamaindex_memory import FAST_MEMORY_BLOCKS_TEMPLATE, InProcessChatStore, behavior_chat_memory
 from .llamaindex_retriever import BehaviorNodePostprocessor, LlamaIndexBehaviorRetriever, behavior_node
 from .llamaindex_tracing import (
     NAMESPACE_TAG,
@@ -40,14 +45,17 @@ from .llamaindex_tracing import (
 )
 
 __all__ = [
+    "FAST_MEMORY_BLOCKS_TEMPLATE",
     "NAMESPACE_TAG",
     "RUN_TAG",
     "TOPIC_TAG",
     "BehaviorMemoryAgent",
     "BehaviorMemoryBlock",
     "BehaviorNodePostprocessor",
+    "InProcessChatStore",
     "LlamaIndexBehaviorRetriever",
     "LlamaIndexInstrumentation",
+    "behavior_chat_memory",
     "behavior_node",
     "choose_insert_method",
     "instrument",

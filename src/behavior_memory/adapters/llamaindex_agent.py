@@ -26,6 +26,7 @@ from llama_index_instrumentation.dispatcher import active_instrument_tags, instr
 
 from ..memory.models import new_id
 from .llamaindex_block import BehaviorMemoryBlock
+from .llamaindex_memory import behavior_chat_memory
 from .llamaindex_messages import user_input_text
 from .llamaindex_tracing import (
     NAMESPACE_TAG,
@@ -121,11 +122,8 @@ class BehaviorMemoryAgent:
 
     def _chat_memory(self, given: Any, key: str) -> Any:
         if given is None:
-            return Memory.from_defaults(
-                session_id=f"bm-{key}",
-                memory_blocks=[self.block],
-                insert_method=self.insert_method,
-                token_limit=self.token_limit,
+            return behavior_chat_memory(
+                self.block, session_id=f"bm-{key}", insert_method=self.insert_method, token_limit=self.token_limit
             )
         if isinstance(given, Memory):
             if not any(isinstance(b, BehaviorMemoryBlock) for b in given.memory_blocks):
