@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain.agents.middleware.types import ExtendedModelResponse, OmitFromInput, PrivateStateAttr
 from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Command
@@ -32,15 +33,13 @@ from langgraph.types import Command
 from ..facade import BehaviorMemory
 from ..memory.models import Outcome, Trace
 from ..memory.recording import TraceRecorder
-from .langchain_common import (
-    BlockFetcher,
-    Fetched,
+from .langchain_fetch import BlockFetcher, Fetched, resolve_namespace
+from .langchain_messages import (
     MessageLog,
     clip,
     last_human_text,
     output_text,
     reasoning_text,
-    resolve_namespace,
     tool_outcome,
     with_block,
 )
@@ -127,8 +126,6 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
     def _task_namespace(self, runtime: Runtime[Any]) -> str:
         metadata: Mapping[str, Any] = {}
         try:
-            from langgraph.config import get_config
-
             metadata = get_config().get("metadata") or {}
         except RuntimeError:  # outside a runnable context (a hook called by hand)
             pass

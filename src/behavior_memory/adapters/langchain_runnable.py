@@ -38,7 +38,8 @@ from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 from ..errors import InvalidInputError
 from ..facade import BehaviorMemory
 from ..memory.models import Trace
-from .langchain_common import BlockFetcher, resolve_namespace, task_text, with_block
+from .langchain_fetch import BlockFetcher, resolve_namespace
+from .langchain_messages import task_text, with_block
 from .langchain_tracer import BehaviorTracer
 
 __all__ = ["BLOCK_KEY", "BehaviorRunnable", "inject_before_models", "with_behaviors"]
@@ -175,7 +176,6 @@ class BehaviorRunnable(Runnable[Any, Any]):
 
     def _start(
         self,
-        value: Any,
         config: RunnableConfig | None,
         block: str,
         names: Sequence[str],
@@ -206,13 +206,13 @@ class BehaviorRunnable(Runnable[Any, Any]):
         config = ensure_config(config)
         query, namespace = self.task_from(value), self._namespace(config)
         fetched = self.fetcher.fetch(query, namespace)
-        return self._start(value, config, str(fetched.block), fetched.block.names, query, namespace, fetched.status)
+        return self._start(config, str(fetched.block), fetched.block.names, query, namespace, fetched.status)
 
     async def _aprepare(self, value: Any, config: RunnableConfig | None) -> tuple[RunnableConfig, BehaviorTracer]:
         config = ensure_config(config)
         query, namespace = self.task_from(value), self._namespace(config)
         fetched = await self.fetcher.afetch(query, namespace)
-        return self._start(value, config, str(fetched.block), fetched.block.names, query, namespace, fetched.status)
+        return self._start(config, str(fetched.block), fetched.block.names, query, namespace, fetched.status)
 
     def _finish(self, tracer: BehaviorTracer) -> None:
         for trace in list(tracer.traces):

@@ -26,15 +26,8 @@ from langchain_core.tracers.schemas import Run
 from ..facade import BehaviorMemory
 from ..memory.models import Outcome, Trace
 from ..memory.recording import TraceRecorder
-from .langchain_common import (
-    MessageLog,
-    clip,
-    output_text,
-    reasoning_text,
-    resolve_namespace,
-    task_text,
-    tool_outcome,
-)
+from .langchain_fetch import resolve_namespace
+from .langchain_messages import MessageLog, clip, output_text, reasoning_text, task_text, tool_outcome
 
 __all__ = ["BehaviorTracer"]
 
