@@ -18,6 +18,7 @@ from .behaviors import behaviors
 from .config_cmd import config
 from .context import CliContext
 from .demo import demo
+from .eval_cmd import eval_group
 from .init_cmd import init
 from .reflect import reflect
 from .serve import serve
@@ -69,6 +70,7 @@ cli.add_command(traces)
 cli.add_command(reflect)
 cli.add_command(serve)
 cli.add_command(demo)
+cli.add_command(eval_group)
 
 
 def main() -> None:
