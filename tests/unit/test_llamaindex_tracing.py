@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 
 import pytest
 
 pytest.importorskip("llama_index.core")
 
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, TextBlock, ThinkingBlock
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ImageBlock, TextBlock, ThinkingBlock
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockFunctionCallingLLMWithChatMemoryOfLastCall
 from llama_index.core.memory import InsertMethod, Memory
@@ -259,3 +260,58 @@ def test_usage_and_reasoning_are_read_from_every_place_llamaindex_puts_them():
         message=ChatMessage(role="assistant", content="x", additional_kwargs={"reasoning_content": "hmm"})
     )
     assert response_reasoning(legacy) == "hmm"
+
+
+async def test_broken_or_slow_retrieval_and_a_failing_store_leave_the_agent_alone(memory, monkeypatch, caplog):
+    agent = wrap(FunctionAgent(tools=[add], llm=MockFunctionCallingLLM(), system_prompt="Add."), memory)
+    agent.block.timeout_s = 0.05
+
+    async def broken(*args, **kwargs):
+        raise OSError("store unreachable")
+
+    async def slow(*args, **kwargs):
+        await asyncio.sleep(5)
+
+    for retrieve in (broken, slow):
+        monkeypatch.setattr(memory, "aretrieve", retrieve)
+        handler = agent.run(f"add with {retrieve.__name__} retrieval")
+        assert str(await handler) == "Tool calls complete."
+        trace = memory.store.get_trace(handler.behavior_trace_id)
+        assert trace.shown == [] and [s.kind for s in trace.steps] == ["model", "tool", "model"]
+
+    def full_disk(trace):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(memory.store, "put_trace", full_disk)
+    assert str(await agent.run("add once more")) == "Tool calls complete."
+    assert "could not save the trace" in caplog.text
+    assert instrumentation_for(memory).open_runs == 0
+
+
+async def test_empty_input_behaves_as_without_memory(memory):
+    plain = FunctionAgent(tools=[add], llm=MockFunctionCallingLLM(), system_prompt="Add.")
+    agent = wrap(plain, memory)
+    # an empty message: LlamaIndex runs it; no block (nothing to retrieve for); the calls are recorded
+    handler = agent.run("")
+    assert str(await handler) == str(await plain.run(""))
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.task == "" and trace.shown == [] and trace.steps
+    assert all("<memory>" not in str(m) for s in trace.steps for m in s.messages)
+    # no message at all: LlamaIndex refuses, and so do we, without saving an empty trace
+    with pytest.raises(Exception) as bare:
+        await plain.run()
+    with pytest.raises(type(bare.value), match="user_msg or chat_history"):
+        await agent.run()
+    assert len(memory.store.list_traces(memory.namespace)) == 1
+    assert instrumentation_for(memory).open_runs == 0
+    # a message with no text (an image alone): no block to retrieve for; the run is recorded
+    image_only = ChatMessage(role="user", blocks=[ImageBlock(url="http://example.com/sum.png")])
+    handler = agent.run(image_only)
+    await handler
+    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert trace.task == "[image]" and trace.shown == [] and trace.steps
+    # a history without a new message: the task is its last user message
+    history = [ChatMessage(role="user", content="add two numbers"), ChatMessage(role="assistant", content="ok")]
+    handler = agent.run(chat_history=history)
+    await handler
+    assert memory.store.get_trace(handler.behavior_trace_id).task == "add two numbers"

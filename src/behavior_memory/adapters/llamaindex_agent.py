@@ -91,15 +91,16 @@ class BehaviorMemoryAgent:
         Extra keywords: ``memory_namespace`` and ``memory_topic`` file this run's retrieval and
         trace under another namespace or topic. The returned handler carries ``behavior_trace_id``.
         """
-        if args and not isinstance(args[0], Context):
-            kwargs.update(zip(_POSITIONAL, args, strict=False))
-            args = ()
+        # Arguments go through untouched (LlamaIndex resolves them with `kwargs or positional`).
+        positional = dict(zip(_POSITIONAL, args, strict=False)) if args and not isinstance(args[0], Context) else {}
+        user_msg = kwargs.get("user_msg") or positional.get("user_msg")
+        chat_history = kwargs.get("chat_history") or positional.get("chat_history")
         namespace = kwargs.pop("memory_namespace", None) or self.namespace
         topic = kwargs.pop("memory_topic", None) or self.topic
         key = new_id()
         if self.is_agent:
-            kwargs["memory"] = self._chat_memory(kwargs.get("memory"), key)
-        task = user_input_text(kwargs.get("user_msg"), kwargs.get("chat_history")) or _summary(kwargs)
+            kwargs["memory"] = self._chat_memory(kwargs.get("memory") or positional.get("memory"), key)
+        task = user_input_text(user_msg, chat_history) or _summary(kwargs)
         recorder = self.instrumentation.start_run(
             key, task, namespace=namespace, topic=topic, metadata={"workflow": type(self.target).__name__}
         )
@@ -137,6 +138,8 @@ class BehaviorMemoryAgent:
         return given
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "target":  # copy/pickle probe before __init__ ran
+            raise AttributeError(name)
         return getattr(self.target, name)
 
     def __repr__(self) -> str:

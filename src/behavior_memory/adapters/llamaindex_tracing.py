@@ -179,10 +179,14 @@ class LlamaIndexInstrumentation:
             recorder.trace.metadata.setdefault("error", f"{type(err).__name__}: {err}"[:2000])
         else:
             recorder.finish(answer=_answer(result), outcome=recorder.trace.outcome)
-        try:
-            recorder.save()
-        except Exception:  # a full disk or a locked database must not fail the user's agent
-            log.exception("could not save the trace of LlamaIndex run %s", run.key)
+        if not recorder.trace.steps and not recorder.trace.task.strip():
+            # Nothing asked and nothing done (an empty message the agent refused): nothing to learn.
+            log.debug("LlamaIndex run %s had no task and no calls; no trace saved", run.key)
+        else:
+            try:
+                recorder.save()
+            except Exception:  # a full disk or a locked database must not fail the user's agent
+                log.exception("could not save the trace of LlamaIndex run %s", run.key)
         for callback in run.on_finish:
             try:
                 callback(recorder)
