@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,embeddings,langchain,llamaindex
 
-.PHONY: install demo tour test test-unit test-integration bench bench-reflect lint typecheck lock clean serve stop
+.PHONY: install demo tour test test-unit test-integration bench bench-reflect bench-langchain bench-llamaindex lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: install
 
 bench-reflect: install
 	$(BIN)/python bench/bench_reflect.py
+
+bench-langchain: install
+	$(BIN)/python bench/bench_langchain.py
+
+bench-llamaindex: install
+	$(BIN)/python bench/bench_llamaindex.py
 
 lint: install
 	$(BIN)/ruff check src tests examples bench

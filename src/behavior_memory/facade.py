@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import BehaviorMemoryConfig, load_config
 from .embeddings.base import Embedder
+from .errors import NotFoundError
 from .embeddings.config import build_embedder
 from .llm.client import LLMClient
 from .memory.curation import Curator
@@ -102,21 +103,15 @@ class BehaviorMemory:
 
     def citations(self, text: str | None, *, namespace: str | None = None) -> list[str]:
         """Names of this namespace's behaviors that ``text`` cites, in order of first mention."""
-        found = parse_citations(text)
-        if not found:
-            return []
-        known = {b.name for b in self.store.list_behaviors(namespace or self.namespace)}
-        return [name for name in found if name in known]
-
-    def wrap(self, runnable: Any, **options: Any) -> Any:
-        """LangChain: ``runnable`` with behaviors put before its chat models, each call saved as a trace.
-
-        Needs the ``[langchain]`` extra; ``options`` are those of
-        ``behavior_memory.adapters.langchain.with_behaviors``.
-        """
-        from .adapters.langchain import with_behaviors  # lazy: the core never imports LangChain
-
-        return with_behaviors(runnable, self, **options)
+        ns = namespace or self.namespace
+        known = []
+        for name in parse_citations(text):
+            try:  # one indexed lookup per cited name: the handbook may hold many thousands
+                self.store.get_behavior(ns, name)
+            except NotFoundError:
+                continue
+            known.append(name)
+        return known
 
     # --- record -------------------------------------------------------------------------------
     def trace(

@@ -163,3 +163,16 @@ def test_implausible_candidates_are_dropped_with_a_reason(memory):
     trace = memory.store.get_trace(trace_id)
     assert trace.minted == ["behavior_keep_units"]
     assert "no word" in trace.reflection_error and "not a sentence" in trace.reflection_error
+
+
+def test_extraction_schema_stays_within_what_xgrammar_compiles():
+    """vLLM sends a string with both a pattern and length bounds to its "guidance" backend, and that
+    choice sticks for the whole engine (tool_choice="required" then fails); keep them apart."""
+    from behavior_memory.memory.reflection import extraction_schema
+
+    schema = extraction_schema(1, 5).model_json_schema()
+    strings = [p for d in schema["$defs"].values() for p in d["properties"].values() if p.get("type") == "string"]
+    assert strings
+    for prop in strings:
+        assert not ("pattern" in prop and ({"minLength", "maxLength"} & set(prop)))
+    assert all(d.get("additionalProperties") is False for d in schema["$defs"].values())

@@ -35,9 +35,11 @@ class ExtractedBehavior(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Tight bounds: constrained decoding follows them, so a small model cannot ramble past its budget.
-    # The name starts with a word (behavior_1_1 is no name); the instruction starts with a letter.
+    # The name starts with a word (behavior_1_1 is no name). A string gets a pattern or length
+    # bounds, never both: vLLM hands such a schema to its "guidance" backend instead of xgrammar,
+    # and that choice then sticks for the whole engine, breaking later tool_choice="required" calls.
     name: str = Field(pattern=r"^behavior_[a-z]{3,20}(_[a-z0-9]{1,20}){0,4}$", description="behavior_snake_case")
-    instruction: str = Field(min_length=8, max_length=200, pattern=r"^[A-Za-z][^\n\r]+$")
+    instruction: str = Field(min_length=8, max_length=200, description="one sentence: what to do and when")
 
 
 class Extraction(BaseModel):
