@@ -113,6 +113,23 @@ class BehaviorMemory:
             known.append(name)
         return known
 
+    def wrap(self, target: Any, **options: Any) -> Any:
+        """Give an existing agent or chain behavior memory, in one call.
+
+        A LlamaIndex agent or workflow gets the behavior block and one trace per run
+        (``behavior_memory.adapters.llamaindex.wrap``); a LangChain Runnable gets the block before its
+        chat models and each run saved as a trace (``behavior_memory.adapters.langchain.with_behaviors``).
+        Needs the matching extra; the core itself never imports either framework.
+        """
+        roots = {cls.__module__.split(".")[0] for cls in type(target).__mro__}
+        if roots & {"llama_index", "workflows"}:
+            from .adapters.llamaindex import wrap as wrap_llamaindex
+
+            return wrap_llamaindex(target, self, **options)
+        from .adapters.langchain import with_behaviors
+
+        return with_behaviors(target, self, **options)
+
     # --- record -------------------------------------------------------------------------------
     def trace(
         self,
