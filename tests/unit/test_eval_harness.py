@@ -137,3 +137,32 @@ def test_cli_bci_refuses_an_overlapping_pool_before_calling_a_server(tmp_path):
         ["eval", "bci", "--dataset", "gsm8k", "--data-dir", str(tmp_path), "--handbook-from", str(pool)],
     )
     assert out.exit_code == 1 and "overlaps" in out.output
+
+
+def test_sft_corpora_strip_the_block_and_keep_the_last_answer(tmp_path):
+    from behavior_memory.eval.sft_export import write_corpora
+
+    ds = load_dataset(str(_write(tmp_path / "t.jsonl", [{"id": "1", "question": "q1", "answer": "1"}])))
+    rows = [
+        {**_row("behaviors", 64, "1", False, 5, 5), "seed": 0, "output": "", "error": "timeout"},
+        {**_row("behaviors", 64, "1", True, 5, 5), "seed": 0, "output": "uses behavior_x. Answer: 1"},
+        {**_row("baseline", 64, "1", False, 5, 5), "seed": 0, "output": "Answer: 2"},
+    ]
+    bc, plain = write_corpora(
+        rows, ds.items, bc_out=tmp_path / "bc.jsonl", plain_out=tmp_path / "p.jsonl", budget=64, seed=0
+    )
+    assert (bc.records, bc.correct, plain.records, plain.correct) == (1, 1, 1, 0)
+    record = json.loads((tmp_path / "bc.jsonl").read_text())
+    assert record == {
+        "messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "uses behavior_x. Answer: 1"}]
+    }
+    bc, _ = write_corpora(
+        rows,
+        ds.items,
+        bc_out=tmp_path / "bc.jsonl",
+        plain_out=tmp_path / "p.jsonl",
+        budget=64,
+        seed=0,
+        only_correct=True,
+    )
+    assert bc.records == 1

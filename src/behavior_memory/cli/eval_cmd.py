@@ -98,7 +98,7 @@ def eval_group() -> None:
     "--handbook-db", type=click.Path(path_type=Path), help="Where the curated handbook goes [OUT.handbook.db]."
 )
 @click.option("--retrieval", type=click.Choice(["topic", "embedding"]), default="topic", show_default=True)
-@click.option("-k", type=int, default=40, show_default=True, help="Behaviors retrieved per question.")
+@click.option("-k", "--k", "k", type=int, default=40, show_default=True, help="Behaviors retrieved per question.")
 @click.option("--seeds", default="0", show_default=True, callback=_int_list, help="Sampling seeds, e.g. 0,1,2.")
 @click.option("--temperature", type=float, help="Sampling temperature (default: the server's).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results.jsonl"), show_default=True)

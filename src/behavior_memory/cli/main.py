@@ -22,6 +22,7 @@ from .eval_cmd import eval_group
 from .init_cmd import init
 from .reflect import reflect
 from .serve import serve
+from .sft_cmd import sft
 from .traces import traces
 
 __all__ = ["cli", "main"]
@@ -71,6 +72,7 @@ cli.add_command(reflect)
 cli.add_command(serve)
 cli.add_command(demo)
 cli.add_command(eval_group)
+cli.add_command(sft)
 
 
 def main() -> None:
