@@ -120,3 +120,22 @@ def test_sft_export_writes_both_corpora(vllm_server, workdir):
             user, assistant = record["messages"]
             assert user["role"] == "user" and assistant["role"] == "assistant" and assistant["content"]
             assert user["content"] in {q for _, q, _ in GSM8K}  # the question alone: no behavior block
+
+
+@pytest.mark.timeout(300)
+def test_self_improve_writes_three_conditions(vllm_server, workdir):
+    args = [
+        "eval", "self-improve", "--dataset", "gsm8k", "--data-dir", "data", "--limit", "2", "--traces", "2",
+        "--max-tokens", "48", "--out", "si.jsonl", "--base-url", vllm_server.base_url, "--model", vllm_server.model,
+    ]  # fmt: skip
+    runner = CliRunner()
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "critique" in result.output and "self_beh" in result.output  # the table (names may wrap)
+    rows = [json.loads(line) for line in (workdir / "si.jsonl").read_text().splitlines()]
+    assert sorted((r["item_id"], r["condition"]) for r in rows) == sorted(
+        (i, c) for i in ("t0", "t1") for c in ("baseline", "critique_revise", "self_behaviors")
+    )
+    assert not [r for r in rows if r["error"]]
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0 and "0 questions now, 2 already" in again.output

@@ -17,6 +17,7 @@ from ..eval.bci import SolveSettings, curate, jobs_for, load_rows, run_bci
 from ..eval.datasets import Dataset, Item, disjoint_or_raise, load_dataset
 from ..eval.plot import plot_summaries
 from ..eval.results import summarize_rows, summary_table
+from ..eval.self_improve import run_self_improve
 from ..facade import BehaviorMemory
 from .context import CliContext, pass_ctx
 
@@ -178,6 +179,69 @@ def bci(
             )
     console.print(f"{answered} answers now, {skipped} already in {out}")
     _print_summary(obj, out, test.name)
+
+
+@eval_group.command(name="self-improve")
+@click.option("--dataset", "-d", required=True, help="math500, gsm8k, aime24, hotpotqa, or a PATH.jsonl.")
+@click.option("--data-dir", help="Folder of the named datasets (default: $BMEM_DATA_DIR, else ../shared/data).")
+@click.option("--checker", type=click.Choice(["gsm8k", "math", "aime", "hotpotqa"]), help="Override the checker.")
+@click.option("--limit", "-n", type=int, help="Questions (the first N).")
+@click.option("--traces", type=int, default=16, show_default=True, help="Plain answers sampled per question.")
+@click.option("--max-tokens", type=int, default=2048, show_default=True, help="Budget of every answer.")
+@click.option("-k", "--k", "k", type=int, default=40, show_default=True, help="Self-minted behaviors shown at most.")
+@click.option("--temperature", type=float, default=0.7, show_default=True, help="Sampling temperature.")
+@click.option(
+    "--handbook-db", type=click.Path(path_type=Path), help="Where the per-question behaviors go [OUT.handbook.db]."
+)
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("self_improve.jsonl"), show_default=True)
+@click.option("--concurrency", "-j", type=int, default=4, show_default=True, help="Questions at once.")
+@server_options
+@pass_ctx
+def self_improve(
+    obj: CliContext,
+    dataset: str,
+    data_dir: str | None,
+    checker: str | None,
+    limit: int | None,
+    traces: int,
+    max_tokens: int,
+    k: int,
+    temperature: float,
+    handbook_db: Path | None,
+    out: Path,
+    concurrency: int,
+    base_url: str | None,
+    model: str | None,
+) -> None:
+    """Per question: sample traces, mint behaviors from them, re-solve; beside critique-and-revise and plain."""
+    if traces < 1:
+        raise click.BadParameter("at least one trace", param_hint="--traces")
+    test = load_dataset(dataset, data_dir=data_dir, checker=checker)
+    items = test.items[:limit] if limit else test.items
+    db = handbook_db or out.with_suffix(".handbook.db")
+    cfg = eval_config(obj.config(), store=db, base_url=base_url, model=model, strategy="topic", k=k)
+    settings = SolveSettings(dataset=test.name, checker=test.checker, retrieval="topic", k=k, temperature=temperature)
+    obj.console.print(
+        f"[bold]self-improvement[/bold]: {len(items)} items of {test.path}, {traces} traces each, budget {max_tokens}; "
+        f"model {cfg.llm.model} at {cfg.llm.base_url}; handbook {db}"
+    )
+    with BehaviorMemory(cfg) as memory:
+        if not memory.llm.health():
+            raise click.ClickException(f"the model server at {cfg.llm.base_url} does not answer")
+        with progress(obj.err, "questions") as bar:
+            task = bar.add_task("", total=len(items))
+            run, skipped = run_self_improve(
+                memory,
+                settings,
+                items,
+                out,
+                traces=traces,
+                budget=max_tokens,
+                concurrency=concurrency,
+                on_done=lambda _: bar.advance(task),
+            )
+    obj.console.print(f"{run} questions now, {skipped} already in {out}")
+    _print_summary(obj, out, f"{test.name} self-improvement")
 
 
 def _print_summary(obj: CliContext, results: Path, title: str) -> None:

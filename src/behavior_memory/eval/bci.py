@@ -33,7 +33,10 @@ __all__ = [
     "Job",
     "Row",
     "SolveSettings",
+    "answer_row",
     "curate",
+    "failed_row",
+    "jobs_for",
     "load_rows",
     "row_key",
     "run_bci",
@@ -137,7 +140,8 @@ def solve_item(memory: BehaviorMemory, settings: SolveSettings, job: Job) -> tup
     return result, list(block.names)
 
 
-def _row(memory: BehaviorMemory, settings: SolveSettings, job: Job, result: Any, shown: list[str]) -> Row:
+def answer_row(memory: BehaviorMemory, settings: SolveSettings, job: Job, result: Any, shown: list[str]) -> Row:
+    """Check one answer and turn it into a results row."""
     usage = result.usage
     text = result.content or ""
     checked = check_answer(settings.checker, text, job.item.answer)
@@ -168,7 +172,8 @@ def _row(memory: BehaviorMemory, settings: SolveSettings, job: Job, result: Any,
     )
 
 
-def _error_row(settings: SolveSettings, job: Job, exc: BaseException) -> Row:
+def failed_row(settings: SolveSettings, job: Job, exc: BaseException) -> Row:
+    """The row of a request that failed (``error`` set); the next run retries it."""
     return Row(
         key=row_key(settings, job),
         dataset=settings.dataset,
@@ -176,7 +181,7 @@ def _error_row(settings: SolveSettings, job: Job, exc: BaseException) -> Row:
         condition=job.condition,
         budget=job.budget,
         seed=job.seed,
-        retrieval=settings.retrieval,
+        retrieval=settings.retrieval if job.condition == "behaviors" else "-",
         k=settings.k,
         model="",
         answer=None,
@@ -228,9 +233,9 @@ def run_bci(
             job = futures[future]
             try:
                 result, shown = future.result()
-                row = _row(memory, settings, job, result, shown)
+                row = answer_row(memory, settings, job, result, shown)
             except Exception as exc:  # one failed request must not lose the others' answers
-                row = _error_row(settings, job, exc)
+                row = failed_row(settings, job, exc)
             with lock:
                 sink.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
                 sink.flush()

@@ -27,7 +27,7 @@ def plot_summaries(summaries: Sequence[ConfigSummary], out: Path, *, title: str 
 
     series: dict[str, list[ConfigSummary]] = defaultdict(list)
     for s in summaries:
-        label = s.condition if s.condition == "baseline" else f"{s.condition} ({s.retrieval})"
+        label = s.condition if s.retrieval == "-" else f"{s.condition} ({s.retrieval})"
         series[f"{s.dataset}: {label}" if len({x.dataset for x in summaries}) > 1 else label].append(s)
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))

@@ -140,7 +140,7 @@ def summary_table(summaries: Sequence[ConfigSummary], *, title: str = "results")
         table.add_column(name, justify="left" if name in {"dataset", "condition"} or "cited" in name else "right")
     for s in summaries:
         low, high = s.interval
-        label = s.condition if s.condition == "baseline" else f"{s.condition} ({s.retrieval})"
+        label = s.condition if s.retrieval == "-" else f"{s.condition} ({s.retrieval})"
         table.add_row(
             s.dataset,
             label,
