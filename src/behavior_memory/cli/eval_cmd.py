@@ -57,6 +57,8 @@ def eval_config(
         out.retrieval.strategy = retrieval["strategy"]
     if retrieval.get("k"):
         out.retrieval.k = retrieval["k"]
+    if retrieval.get("floor") is not None:
+        out.retrieval.floor = retrieval["floor"]
     return out
 
 
@@ -100,6 +102,7 @@ def eval_group() -> None:
 )
 @click.option("--retrieval", type=click.Choice(["topic", "embedding"]), default="topic", show_default=True)
 @click.option("-k", "--k", "k", type=int, default=40, show_default=True, help="Behaviors retrieved per question.")
+@click.option("--floor", type=float, help="Embedding retrieval: minimum cosine (default: the configuration's).")
 @click.option("--seeds", default="0", show_default=True, callback=_int_list, help="Sampling seeds, e.g. 0,1,2.")
 @click.option("--temperature", type=float, help="Sampling temperature (default: the server's).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("results.jsonl"), show_default=True)
@@ -119,6 +122,7 @@ def bci(
     handbook_db: Path | None,
     retrieval: str,
     k: int,
+    floor: float | None,
     seeds: list[int],
     temperature: float | None,
     out: Path,
@@ -142,7 +146,7 @@ def bci(
         pool, items, where = split_pool(handbook_from, test, limit, data_dir)
         pool = pool[:train_limit] if train_limit else pool
         db = handbook_db or out.with_suffix(".handbook.db")
-    cfg = eval_config(obj.config(), store=db, base_url=base_url, model=model, strategy=retrieval, k=k)
+    cfg = eval_config(obj.config(), store=db, base_url=base_url, model=model, strategy=retrieval, k=k, floor=floor)
     settings = SolveSettings(dataset=test.name, checker=test.checker, retrieval=retrieval, k=k, temperature=temperature)
     console.print(f"[bold]test[/bold]: {len(items)} items of {test.path} (checker {test.checker})")
     console.print(f"[bold]training pool[/bold]: {where}")
