@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,embeddings,langchain,llamaindex
+EXTRAS ?= dev,embeddings,langchain,llamaindex,eval
 
-.PHONY: install demo tour test test-unit test-integration bench bench-reflect bench-langchain bench-llamaindex lint typecheck lock clean serve stop
+.PHONY: install demo tour test test-unit test-integration bench bench-reflect eval-smoke bench-langchain bench-llamaindex lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: install
 
 bench-reflect: install
 	$(BIN)/python bench/bench_reflect.py
+
+eval-smoke: install
+	mkdir -p results
+	$(BIN)/bmem eval bci --dataset gsm8k --limit 20 --budgets 128,256 --handbook-from holdout:10 \
+		--retrieval topic --out results/gsm8k20.jsonl
+	$(BIN)/bmem eval plot results/gsm8k20.jsonl --out results/gsm8k20.png
 
 bench-langchain: install
 	$(BIN)/python bench/bench_langchain.py
