@@ -8,7 +8,6 @@ never deadlock on a lock upgrade), and a bounded retry when SQLite says the file
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import sqlite3
@@ -16,8 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +30,16 @@ from ..errors import (
 )
 from .models import Behavior, BehaviorStatus, ReflectionStatus, Step, Trace, utcnow
 from .sqlite_migrations import MIGRATIONS
+from .sqlite_rows import (
+    BEHAVIOR_COLUMNS,
+    TRACE_COLUMNS,
+    behavior_from_row,
+    behavior_row,
+    blob,
+    encode,
+    trace_from_row,
+    trace_row,
+)
 from .store import CounterName, Vectors
 
 __all__ = ["SQLiteStore"]
@@ -41,14 +48,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _COUNTERS = frozenset({"shown", "cited", "helped", "hurt"})
-_BEHAVIOR_COLUMNS = (
-    "id, namespace, name, instruction, topic, tags, status, pinned, sources, model, "
-    "shown, cited, helped, hurt, version, created_at, updated_at"
-)
-_TRACE_COLUMNS = (
-    "id, namespace, task, topic, answer, outcome, score, feedback, shown, cited, reflection_status, "
-    "reflection_error, reflection_attempts, minted, metadata, created_at, finished_at"
-)
 _BUSY_BUDGET_S = 120.0  # how long a write keeps retrying a busy file before giving up
 
 
@@ -176,9 +175,9 @@ class SQLiteStore:
     def _insert(self, conn: sqlite3.Connection, b: Behavior, vector: npt.NDArray[np.float32] | None) -> None:
         try:
             conn.execute(
-                f"INSERT INTO behaviors ({_BEHAVIOR_COLUMNS}, vector) VALUES "
+                f"INSERT INTO behaviors ({BEHAVIOR_COLUMNS}, vector) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_behavior_row(b), _blob(vector)),
+                (*behavior_row(b), blob(vector)),
             )
         except sqlite3.IntegrityError as exc:
             raise InvalidBehaviorError(
@@ -201,12 +200,12 @@ class SQLiteStore:
     def get_behavior(self, namespace: str, key: str) -> Behavior:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_BEHAVIOR_COLUMNS} FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)",
+                f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)",
                 (namespace, key, key),
             ).fetchone()
         if row is None:
             raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
-        return _behavior_from_row(row)
+        return behavior_from_row(row)
 
     def get_vector(self, namespace: str, key: str) -> npt.NDArray[np.float32] | None:
         with self._read() as conn:
@@ -222,13 +221,13 @@ class SQLiteStore:
         updated = behavior.model_copy(update={"version": behavior.version + 1, "updated_at": utcnow()})
 
         def update(conn: sqlite3.Connection) -> None:
-            row = _behavior_row(updated)
-            assignments = ", ".join(f"{col.strip()} = ?" for col in _BEHAVIOR_COLUMNS.split(",")[1:])
+            row = behavior_row(updated)
+            assignments = ", ".join(f"{col.strip()} = ?" for col in BEHAVIOR_COLUMNS.split(",")[1:])
             params: list[Any] = list(row[1:])
             sql = f"UPDATE behaviors SET {assignments}"
             if vector is not None:
                 sql += ", vector = ?"
-                params.append(_blob(vector))
+                params.append(blob(vector))
             cursor = conn.execute(sql + " WHERE id = ? AND namespace = ?", (*params, updated.id, updated.namespace))
             if cursor.rowcount == 0:
                 raise NotFoundError(f"no behavior {updated.id!r} in namespace {updated.namespace!r}")
@@ -248,7 +247,7 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "UPDATE behaviors SET vector = ? WHERE id = ? AND namespace = ?",
-                [(_blob(v), bid, namespace) for bid, v in vectors.items()],
+                [(blob(v), bid, namespace) for bid, v in vectors.items()],
             )
             _bump(conn, namespace)
 
@@ -273,7 +272,7 @@ class SQLiteStore:
         topic: str | None = None,
         limit: int | None = None,
     ) -> list[Behavior]:
-        sql = f"SELECT {_BEHAVIOR_COLUMNS} FROM behaviors WHERE namespace = ?"
+        sql = f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE namespace = ?"
         params: list[Any] = [namespace]
         if statuses is not None:
             wanted = [str(s) for s in statuses]
@@ -287,7 +286,7 @@ class SQLiteStore:
             sql += " LIMIT ?"
             params.append(int(limit))
         with self._read() as conn:
-            return [_behavior_from_row(row) for row in conn.execute(sql, params)]
+            return [behavior_from_row(row) for row in conn.execute(sql, params)]
 
     def count_behaviors(self, namespace: str | None = None) -> int:
         with self._read() as conn:
@@ -352,9 +351,9 @@ class SQLiteStore:
     def put_trace(self, trace: Trace) -> Trace:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
-                f"INSERT OR REPLACE INTO traces ({_TRACE_COLUMNS}, claimed_at) VALUES "
+                f"INSERT OR REPLACE INTO traces ({TRACE_COLUMNS}, claimed_at) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                _trace_row(trace),
+                trace_row(trace),
             )
             conn.execute("DELETE FROM steps WHERE trace_id = ?", (trace.id,))
             conn.executemany(
@@ -384,7 +383,7 @@ class SQLiteStore:
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update trace fields {sorted(unknown)}")
-        encoded = {key: _encode(value) for key, value in fields.items()}
+        encoded = {key: encode(value) for key, value in fields.items()}
         if "reflection_status" in fields and fields["reflection_status"] != ReflectionStatus.RUNNING:
             encoded["claimed_at"] = None
         assignments = ", ".join(f"{key} = ?" for key in encoded)
@@ -398,16 +397,16 @@ class SQLiteStore:
 
     def get_trace(self, trace_id: str) -> Trace:
         with self._read() as conn:
-            row = conn.execute(f"SELECT {_TRACE_COLUMNS} FROM traces WHERE id = ?", (trace_id,)).fetchone()
+            row = conn.execute(f"SELECT {TRACE_COLUMNS} FROM traces WHERE id = ?", (trace_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"no trace {trace_id!r}")
             steps = conn.execute("SELECT data FROM steps WHERE trace_id = ? ORDER BY idx", (trace_id,)).fetchall()
-        return _trace_from_row(row, [Step.model_validate_json(s[0]) for s in steps])
+        return trace_from_row(row, [Step.model_validate_json(s[0]) for s in steps])
 
     def list_traces(
         self, namespace: str | None = None, *, status: ReflectionStatus | None = None, limit: int = 50
     ) -> list[Trace]:
-        sql = f"SELECT {_TRACE_COLUMNS} FROM traces WHERE 1 = 1"
+        sql = f"SELECT {TRACE_COLUMNS} FROM traces WHERE 1 = 1"
         params: list[Any] = []
         if namespace is not None:
             sql += " AND namespace = ?"
@@ -419,7 +418,7 @@ class SQLiteStore:
         params.append(int(limit))
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [_trace_from_row(row, []) for row in rows]  # steps are loaded by get_trace
+        return [trace_from_row(row, []) for row in rows]  # steps are loaded by get_trace
 
     def count_traces(self, status: ReflectionStatus | None = None) -> int:
         with self._read() as conn:
@@ -449,115 +448,9 @@ class SQLiteStore:
         return [self.get_trace(trace_id) for trace_id in self._write(claim)]
 
 
-# --- row conversion ---------------------------------------------------------------------------
-def _blob(vector: npt.NDArray[np.float32] | None) -> bytes | None:
-    return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
-
-
 def _bump(conn: sqlite3.Connection, namespace: str) -> None:
     conn.execute(
         "INSERT INTO namespace_versions (namespace, version) VALUES (?, 1) "
         "ON CONFLICT (namespace) DO UPDATE SET version = version + 1",
         (namespace,),
-    )
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return value
-
-
-def _behavior_row(b: Behavior) -> tuple[Any, ...]:
-    return (
-        b.id,
-        b.namespace,
-        b.name,
-        b.instruction,
-        b.topic,
-        json.dumps(b.tags),
-        str(b.status),
-        int(b.pinned),
-        json.dumps(b.sources),
-        b.model,
-        b.shown,
-        b.cited,
-        b.helped,
-        b.hurt,
-        b.version,
-        b.created_at.isoformat(),
-        b.updated_at.isoformat(),
-    )
-
-
-def _behavior_from_row(row: Sequence[Any]) -> Behavior:
-    return Behavior.model_construct(
-        id=row[0],
-        namespace=row[1],
-        name=row[2],
-        instruction=row[3],
-        topic=row[4],
-        tags=json.loads(row[5]),
-        status=BehaviorStatus(row[6]),
-        pinned=bool(row[7]),
-        sources=json.loads(row[8]),
-        model=row[9],
-        shown=row[10],
-        cited=row[11],
-        helped=row[12],
-        hurt=row[13],
-        version=row[14],
-        created_at=datetime.fromisoformat(row[15]),
-        updated_at=datetime.fromisoformat(row[16]),
-    )
-
-
-def _trace_row(t: Trace) -> tuple[Any, ...]:
-    return (
-        t.id,
-        t.namespace,
-        t.task,
-        t.topic,
-        t.answer,
-        str(t.outcome),
-        t.score,
-        t.feedback,
-        json.dumps(t.shown),
-        json.dumps(t.cited),
-        str(t.reflection_status),
-        t.reflection_error,
-        t.reflection_attempts,
-        json.dumps(t.minted),
-        json.dumps(t.metadata),
-        t.created_at.isoformat(),
-        t.finished_at.isoformat() if t.finished_at else None,
-    )
-
-
-def _trace_from_row(row: Sequence[Any], steps: list[Step]) -> Trace:
-    return Trace.model_validate(
-        {
-            "id": row[0],
-            "namespace": row[1],
-            "task": row[2],
-            "topic": row[3],
-            "answer": row[4],
-            "outcome": row[5],
-            "score": row[6],
-            "feedback": row[7],
-            "shown": json.loads(row[8]),
-            "cited": json.loads(row[9]),
-            "reflection_status": row[10],
-            "reflection_error": row[11],
-            "reflection_attempts": row[12],
-            "minted": json.loads(row[13]),
-            "metadata": json.loads(row[14]),
-            "created_at": row[15],
-            "finished_at": row[16],
-            "steps": steps,
-        }
     )
