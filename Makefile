@@ -22,6 +22,7 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/bmem demo
+	$(BIN)/python examples/02_langchain_agent.py
 
 tour: install
 	$(BIN)/python examples/01_handbook_tour.py
