@@ -154,9 +154,7 @@ def load_model_from_text(
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         col = f" (column {mark.column + 1})" if mark else ""
-        raise ConfigError(
-            f"invalid YAML: {problem}{col}", path=source, line=mark.line + 1 if mark else None
-        ) from None
+        raise ConfigError(f"invalid YAML: {problem}{col}", path=source, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=source) from None
     finally:
@@ -202,9 +200,7 @@ def _descend(ann: Any) -> Any:
     return ann if origin in (dict, Mapping) else None
 
 
-def _apply_env(
-    model_cls: type[BaseModel], data: dict[Any, Any], env: Mapping[str, str], prefix: str
-) -> dict[Loc, str]:
+def _apply_env(model_cls: type[BaseModel], data: dict[Any, Any], env: Mapping[str, str], prefix: str) -> dict[Loc, str]:
     """Write ``PREFIX_A__B=v`` into ``data['a']['b']``; return which env var set which key."""
     origins: dict[Loc, str] = {}
     top_level = {f.lower() for f in model_cls.model_fields} | {

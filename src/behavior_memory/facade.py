@@ -22,8 +22,8 @@ from typing import Any
 
 from .config import BehaviorMemoryConfig, load_config
 from .embeddings.base import Embedder
-from .errors import NotFoundError
 from .embeddings.config import build_embedder
+from .errors import NotFoundError
 from .llm.client import LLMClient
 from .memory.curation import Curator
 from .memory.handbook import Handbook

@@ -165,9 +165,21 @@ def test_tool_calls_still_work_after_a_reflection(vllm_server, tmp_path):
     with BehaviorMemory.from_yaml(_config(tmp_path, vllm_server.base_url, vllm_server.model)) as memory:
         _record(memory, QUESTIONS[2])
         memory.reflect_pending()
-        tools = [{"type": "function", "function": {"name": "add", "description": "Add two integers.",
-                  "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                                 "required": ["a", "b"]}}}]
-        result = memory.llm.chat([{"role": "user", "content": "Add 2 and 3."}], tools=tools, tool_choice="required",
-                                 max_tokens=64)
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "add",
+                    "description": "Add two integers.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                        "required": ["a", "b"],
+                    },
+                },
+            }
+        ]
+        result = memory.llm.chat(
+            [{"role": "user", "content": "Add 2 and 3."}], tools=tools, tool_choice="required", max_tokens=64
+        )
         assert result.tool_calls and result.tool_calls[0]["function"]["name"] == "add"

@@ -102,9 +102,7 @@ def test_wrong_type_names_key_line_and_input() -> None:
 
 
 def test_bad_literal() -> None:
-    with pytest.raises(
-        ConfigError, match=r"bmem.yaml:2: key 'retrieval.strategy': Input should be 'embedding'"
-    ):
+    with pytest.raises(ConfigError, match=r"bmem.yaml:2: key 'retrieval.strategy': Input should be 'embedding'"):
         load("retrieval:\n  strategy: grep\n")
 
 
@@ -224,9 +222,7 @@ def test_top_level_must_be_a_mapping(text: str, kind: str) -> None:
 
 
 def test_interpolation_from_env() -> None:
-    settings = load(
-        "llm:\n  base_url: http://${HOST}:8000/v1\n  api_key: ${KEY}\n", {"HOST": "gpu", "KEY": "sk"}
-    )
+    settings = load("llm:\n  base_url: http://${HOST}:8000/v1\n  api_key: ${KEY}\n", {"HOST": "gpu", "KEY": "sk"})
     assert settings.llm.base_url == "http://gpu:8000/v1"
     assert settings.llm.api_key == "sk"
 
@@ -235,9 +231,7 @@ def test_interpolation_unset_variable_names_variable_key_and_line() -> None:
     with pytest.raises(ConfigError) as info:
         load("llm:\n  model: m\n  api_key: ${OPENAI_API_KEY}\n", {})
     message = str(info.value)
-    assert message.startswith(
-        "bmem.yaml:3, key 'llm.api_key': environment variable 'OPENAI_API_KEY' is not set"
-    )
+    assert message.startswith("bmem.yaml:3, key 'llm.api_key': environment variable 'OPENAI_API_KEY' is not set")
     assert (info.value.key, info.value.line) == ("llm.api_key", 3)
 
 
@@ -300,9 +294,7 @@ def test_env_override_unknown_key_names_env_var() -> None:
 
 
 def test_env_override_bad_value_says_it_came_from_env() -> None:
-    with pytest.raises(
-        ConfigError, match=r"env BMEM_RETRIEVAL__K: key 'retrieval.k': Input should be a valid integer"
-    ):
+    with pytest.raises(ConfigError, match=r"env BMEM_RETRIEVAL__K: key 'retrieval.k': Input should be a valid integer"):
         load(VALID, {"BMEM_RETRIEVAL__K": "many"})
 
 
@@ -338,9 +330,7 @@ def test_recursive_alias_is_an_error() -> None:
 
 
 def test_text_variant_names_its_source() -> None:
-    with pytest.raises(
-        ConfigError, match=r"^<stdin>: invalid configuration \(1 problem\):\n  <stdin>:1: key 'x'"
-    ):
+    with pytest.raises(ConfigError, match=r"^<stdin>: invalid configuration \(1 problem\):\n  <stdin>:1: key 'x'"):
         load_model_from_text(Settings, "x: 1\n", source="<stdin>", env={})
     assert load_model_from_text(Settings, "retrieval: {k: 2}\n", env={}).retrieval.k == 2
 
@@ -359,6 +349,13 @@ def test_other_prefixed_variables_are_not_overrides():
     # BMEM_CACHE_DIR, BMEM_API_KEY and test settings share the prefix but name no key.
     from behavior_memory.config import load_config_text
 
-    cfg = load_config_text("", env={"BMEM_CACHE_DIR": "/tmp/x", "BMEM_TEST_BASE_URL": "http://h/v1",
-                                    "BMEM_NAMESPACE": "team-a", "BMEM_LLM__MODEL": "m"})
+    cfg = load_config_text(
+        "",
+        env={
+            "BMEM_CACHE_DIR": "/tmp/x",
+            "BMEM_TEST_BASE_URL": "http://h/v1",
+            "BMEM_NAMESPACE": "team-a",
+            "BMEM_LLM__MODEL": "m",
+        },
+    )
     assert cfg.namespace == "team-a" and cfg.llm.model == "m"

@@ -403,9 +403,7 @@ def test_server_error_is_retried_then_wrapped(server: ScriptedServer) -> None:
 
 
 def test_server_error_then_success(server: ScriptedServer) -> None:
-    server.script(
-        Reply({"error": {"message": "busy"}}, status=503, headers=FAST_5XX), Reply(completion("ok"))
-    )
+    server.script(Reply({"error": {"message": "busy"}}, status=503, headers=FAST_5XX), Reply(completion("ok")))
     assert make_client(server, max_retries=1).chat(USER).content == "ok"
     assert len(server.chats) == 2
 

@@ -48,9 +48,7 @@ def test_empty_reasoning_field_falls_back_to_tags() -> None:
 
 
 def test_openai_message_extra_field_is_read() -> None:
-    message = ChatCompletionMessage.model_validate(
-        {"role": "assistant", "content": "4", "reasoning": "vllm reasoning"}
-    )
+    message = ChatCompletionMessage.model_validate({"role": "assistant", "content": "4", "reasoning": "vllm reasoning"})
     assert message_field(message, "reasoning") == "vllm reasoning"
     assert extract_reasoning(message) == ("4", "vllm reasoning")
 

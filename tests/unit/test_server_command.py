@@ -222,9 +222,7 @@ def test_chat_template_is_shipped_and_renders_tools_and_two_system_messages() ->
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [
-                {"id": "1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
-            ],
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}],
         },
         {"role": "tool", "tool_call_id": "1", "content": "2"},
     ]

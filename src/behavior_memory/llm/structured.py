@@ -93,9 +93,7 @@ class JsonExchange(Generic[ModelT]):
         elif mode == "json_object":
             self.response_format = {"type": "json_object"}
         if self._schema_in_prompt:
-            _append_user_text(
-                self.messages, "Reply with only one JSON object, no prose. " + self._schema_text()
-            )
+            _append_user_text(self.messages, "Reply with only one JSON object, no prose. " + self._schema_text())
 
     @property
     def _schema_in_prompt(self) -> bool:
@@ -137,9 +135,7 @@ class JsonExchange(Generic[ModelT]):
         try:
             return self.schema.model_validate(data)
         except ValidationError as exc:
-            errors = [
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
-            ]
+            errors = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]]
             return "the JSON object does not match the schema (" + "; ".join(errors) + ")"
 
 
