@@ -28,7 +28,7 @@ from .llm.client import LLMClient
 from .memory.curation import Curator
 from .memory.handbook import Handbook
 from .memory.injection import RenderedBlock, parse_citations, render_block
-from .memory.models import INJECTABLE_STATUSES, Outcome, ReflectionStatus, Trace, validate_namespace
+from .memory.models import Outcome, ReflectionStatus, Trace, validate_namespace
 from .memory.recording import TraceRecorder
 from .memory.reflection import Reflector
 from .memory.sqlite_store import SQLiteStore
@@ -284,10 +284,6 @@ class BehaviorMemory:
         return self.store.get_trace(trace_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
-    @property
-    def injectable_statuses(self) -> tuple[str, ...]:
-        return tuple(str(s) for s in INJECTABLE_STATUSES)
-
     def close(self) -> None:
         """Stop the reflection worker (a trace it holds is reclaimed later) and release the store."""
         if self._worker is not None:

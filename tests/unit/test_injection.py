@@ -65,3 +65,12 @@ def test_parse_citations_order_unique_and_known_filter():
     assert parse_citations(text, known={"behavior_alpha", "behavior_beta"}) == ["behavior_beta", "behavior_alpha"]
     assert parse_citations(None) == [] and parse_citations("") == []
     assert parse_citations("mybehavior_alpha is not a citation") == []
+
+
+def test_append_block_keeps_the_prompt_a_prefix_and_leaves_it_alone_without_behaviors():
+    from behavior_memory.memory.injection import append_block
+
+    block = render_block([_b("behavior_alpha")])
+    assert append_block("Base prompt.", block) == "Base prompt.\n\n" + block
+    assert append_block("Base prompt.", render_block([])) == "Base prompt."
+    assert append_block("", block) == str(block)

@@ -13,6 +13,8 @@ from typing import Any
 
 from langchain_core.messages import SystemMessage
 
+from ..memory.injection import append_block
+
 __all__ = [
     "MAX_RECORDED_CHARS",
     "MessageLog",
@@ -178,7 +180,7 @@ def with_block(system: SystemMessage | None, block: str) -> SystemMessage:
         return SystemMessage(block)
     content = system.content
     if isinstance(content, str):
-        return system.model_copy(update={"content": f"{content}\n\n{block}" if content else block})
+        return system.model_copy(update={"content": append_block(content, block)})
     return system.model_copy(update={"content": [*content, {"type": "text", "text": block}]})
 
 

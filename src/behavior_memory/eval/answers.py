@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["check_gsm8k", "extract_final_number"]
+__all__ = ["check_gsm8k", "extract_final_number", "gsm8k_matches"]
 
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
 _MARKED = re.compile(r"(?:answer\s*(?:is)?\s*[:=]?|####)\s*\**\s*(" + _NUMBER + ")", re.IGNORECASE)
@@ -35,7 +35,11 @@ def extract_final_number(output: str | None) -> float | None:
     return None
 
 
+def gsm8k_matches(predicted: float | None, gold: str) -> bool:
+    """True when an extracted final number equals the gold answer."""
+    return predicted is not None and abs(predicted - float(gold.replace(",", ""))) < 1e-6
+
+
 def check_gsm8k(output: str | None, gold: str) -> bool:
     """True when the model's final number equals the gold answer."""
-    predicted = extract_final_number(output)
-    return predicted is not None and abs(predicted - float(gold.replace(",", ""))) < 1e-6
+    return gsm8k_matches(extract_final_number(output), gold)

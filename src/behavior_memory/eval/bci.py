@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..facade import BehaviorMemory
+from ..memory.injection import append_block
 from ..memory.models import Outcome
 from .checking import check_answer
 from .datasets import Item
@@ -126,7 +127,7 @@ def _messages(memory: BehaviorMemory, settings: SolveSettings, item: Item, with_
         topic = item.topic if settings.retrieval == "topic" else None
         hits = memory.retrieve(item.question, k=settings.k, topic=topic)
     block = memory.render(hits)
-    system = PROMPTS[settings.checker] + (f"\n\n{block}" if block else "")
+    system = append_block(PROMPTS[settings.checker], block)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": item.question}]
     return messages, block
 

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from .answers import check_gsm8k, extract_final_number
+from .answers import extract_final_number, gsm8k_matches
 
 __all__ = [
     "CHECKERS",
@@ -184,7 +184,7 @@ def check_hotpotqa(output: str | None, gold: str) -> Checked:
 
 def _check_gsm8k(output: str | None, gold: str) -> Checked:
     number = extract_final_number(output)
-    correct = check_gsm8k(output, gold)
+    correct = gsm8k_matches(number, gold)
     return Checked(None if number is None else f"{number:g}", correct, float(correct))
 
 

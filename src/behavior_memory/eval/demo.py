@@ -15,8 +15,9 @@ from importlib.resources import files
 from statistics import mean
 
 from ..facade import BehaviorMemory
+from ..memory.injection import append_block
 from ..memory.models import Outcome
-from .answers import check_gsm8k, extract_final_number
+from .checking import check_answer
 
 __all__ = [
     "SOLVER_PROMPT",
@@ -80,7 +81,7 @@ def solve(memory: BehaviorMemory, problem: Problem, *, with_behaviors: bool, max
     """Answer one problem through the model, recording it as a trace."""
     hits = memory.retrieve(problem.question, k=k, topic=TOPIC) if with_behaviors else []
     block = memory.render(hits)
-    system = SOLVER_PROMPT + (f"\n\n{block}" if block else "")
+    system = append_block(SOLVER_PROMPT, block)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": problem.question}]
     shown_hits = [h for h in hits if h.behavior.name in block.names]
     with memory.trace(
@@ -98,10 +99,10 @@ def solve(memory: BehaviorMemory, problem: Problem, *, with_behaviors: bool, max
             model=result.model,
             latency_s=result.latency_s,
         )
-        correct = check_gsm8k(result.content, problem.answer)
-        predicted = extract_final_number(result.content)
+        checked = check_answer("gsm8k", result.content, problem.answer)
+        correct = checked.correct
         recorder.finish(
-            answer=None if predicted is None else f"{predicted:g}",
+            answer=checked.predicted,
             outcome=Outcome.SUCCESS if correct else Outcome.FAILURE,
             feedback=None if correct else f"the correct answer is {problem.answer}",
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..facade import BehaviorMemory
+from ..memory.injection import append_block
 from .bci import PROMPTS, Job, Row, SolveSettings, answer_row, failed_row, load_rows, row_key
 from .datasets import Item
 
@@ -72,7 +73,7 @@ def self_improve_item(
     hits = memory.retrieve(item.question, k=settings.k, topic=topic)
     block = memory.render(hits)
     with_block = [
-        {"role": "system", "content": system + (f"\n\n{block}" if block else "")},
+        {"role": "system", "content": append_block(system, block)},
         {"role": "user", "content": item.question},
     ]
     again = _chat(memory, with_block, budget, 0, settings.temperature)

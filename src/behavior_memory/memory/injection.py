@@ -16,7 +16,7 @@ from ..prompts import load_prompt
 from .models import Behavior
 from .tokens import count_tokens
 
-__all__ = ["CITATION_PATTERN", "RenderedBlock", "parse_citations", "render_block"]
+__all__ = ["CITATION_PATTERN", "RenderedBlock", "append_block", "parse_citations", "render_block"]
 
 CITATION_PATTERN = re.compile(r"\bbehavior_[a-z0-9_]{2,80}\b")
 
@@ -86,6 +86,16 @@ def render_block(
         return RenderedBlock("", dropped=dropped)
     text = frame.replace("{behaviors}", "\n".join(b.line for b in kept)).strip()
     return RenderedBlock(text, [b.name for b in kept], dropped, count_tokens(text))
+
+
+def append_block(prompt: str, block: str) -> str:
+    """``prompt`` with the behavior block after it, so the prompt's bytes stay a prefix of what is sent.
+
+    An empty block leaves the prompt exactly as it was; an empty prompt becomes the block alone.
+    """
+    if not block:
+        return prompt
+    return f"{prompt}\n\n{block}" if prompt else str(block)
 
 
 def parse_citations(text: str | None, known: Iterable[str] | None = None) -> list[str]:
