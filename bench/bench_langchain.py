@@ -51,8 +51,8 @@ from langchain_core.tools import tool
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig
 from behavior_memory.adapters.langchain import BehaviorMiddleware
 from behavior_memory.errors import NotFoundError
-from behavior_memory.memory.injection import parse_citations
-from behavior_memory.memory.sqlite_store import SQLiteStore
+from behavior_memory.injection.render import parse_citations
+from behavior_memory.store.sqlite import SQLiteStore
 
 SYSTEM = "You are a careful assistant. Use the tools when they help."
 STEPS_PER_TASK = 2  # model calls per task (tool call, then answer)

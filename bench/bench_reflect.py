@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from behavior_memory import Behavior, BehaviorMemory, BehaviorMemoryConfig
+from behavior_memory.injection.render import render_block
 from behavior_memory.llm.client import LLMClient
 from behavior_memory.llm.config import LLMConfig
-from behavior_memory.memory.injection import render_block
 
 TASKS = [
     f"A farmer has {n} rows of {n + 3} plants and sells {n * 2} plants. How many plants are left?" for n in range(3, 40)
@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     base_url, model = args.base_url, args.model
     if base_url is None:
-        from behavior_memory.llm import server
+        from behavior_memory.serving import server
 
         info = server.start(BehaviorMemoryConfig().serve)
         base_url, model = info.base_url, info.model

@@ -41,13 +41,13 @@ import numpy as np
 import numpy.typing as npt
 
 from behavior_memory.embeddings.base import Embedder
-from behavior_memory.memory.models import Behavior
-from behavior_memory.retrievers import (
+from behavior_memory.retrieval import (
     BM25Retriever,
     EmbeddingRetriever,
     RetrievalConfig,
     build_retriever,
 )
+from behavior_memory.types import Behavior
 
 DIM = 384
 K = 8
@@ -160,7 +160,7 @@ def open_store(kind: str, workdir: str) -> tuple[Any, str]:
     """``(store, label)``: SQLiteStore if asked for or if it imports (auto), else the in-memory test store."""
     if kind in ("auto", "sqlite"):
         try:
-            from behavior_memory.memory.sqlite_store import SQLiteStore
+            from behavior_memory.store.sqlite import SQLiteStore
         except ImportError:
             if kind == "sqlite":
                 raise

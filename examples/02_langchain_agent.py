@@ -24,7 +24,7 @@ from langchain_openai import ChatOpenAI
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig
 from behavior_memory.adapters.langchain import BehaviorMiddleware
-from behavior_memory.llm import server
+from behavior_memory.serving import server
 
 SYSTEM = "You are a careful assistant. Use the tools for arithmetic and facts, then answer with the number."
 POPULATIONS = {"paris": 2.1, "tokyo": 14.0, "lagos": 15.4, "lima": 10.9}

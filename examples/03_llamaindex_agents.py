@@ -35,7 +35,7 @@ from behavior_memory.adapters.llamaindex import (
     instrument,
     wrap,
 )
-from behavior_memory.llm import server
+from behavior_memory.serving import server
 
 TOPIC = "arithmetic and facts"
 SYSTEM = "You are a careful assistant. Use the tools for arithmetic and facts, then answer with the number."

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from behavior_memory.errors import ServerError
-from behavior_memory.llm import server
+from behavior_memory.serving import server
 
 
 @dataclass(frozen=True)

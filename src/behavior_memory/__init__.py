@@ -9,7 +9,7 @@ and inject the relevant ones into the next prompts (Metacognitive Reuse, 2025).
 
 from __future__ import annotations
 
-from .config import BehaviorMemoryConfig, load_config
+from .config.settings import BehaviorMemoryConfig, load_config
 from .errors import (
     BehaviorMemoryError,
     ConfigError,
@@ -28,10 +28,10 @@ from .errors import (
     StoreError,
     StoreUnavailableError,
 )
-from .facade import BehaviorMemory
-from .memory.injection import RenderedBlock
-from .memory.models import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Step, TokenUsage, Trace
-from .retrievers.base import ScoredBehavior
+from .injection.render import RenderedBlock
+from .memory import BehaviorMemory
+from .retrieval.base import ScoredBehavior
+from .types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Step, TokenUsage, Trace
 
 __version__ = "0.1.0"
 

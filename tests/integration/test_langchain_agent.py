@@ -24,6 +24,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome, ReflectionStatus
+from behavior_memory.adapters import wrap
 from behavior_memory.adapters.langchain import BehaviorMiddleware
 
 SYSTEM = "You are a calculator agent. Use the calculator tool, then give the number."
@@ -194,8 +195,8 @@ def test_wrapped_chain_against_the_server(vllm_server, tmp_path):
     wire = Wire()
     with _memory(tmp_path, vllm_server) as memory:
         prompt = ChatPromptTemplate.from_messages([("system", "Answer with a number."), ("human", "{question}")])
-        chain = memory.wrap(
-            prompt | wire.model(vllm_server.base_url, vllm_server.model, max_tokens=8), topic="arithmetic"
+        chain = wrap(
+            prompt | wire.model(vllm_server.base_url, vllm_server.model, max_tokens=8), memory, topic="arithmetic"
         )
         chain.invoke({"question": "What is 5 + 5?"})
         trace = memory.store.get_trace(chain.last_trace_id)

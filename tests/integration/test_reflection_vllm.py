@@ -14,7 +14,7 @@ import yaml
 from _proxy import TCPProxy
 
 from behavior_memory import Behavior, BehaviorMemory, ReflectionStatus, load_config
-from behavior_memory.memory.worker import TraceResult
+from behavior_memory.reflection.worker import TraceResult
 
 QUESTIONS = [
     "Tom has 3 boxes with 4 apples each. How many apples does he have?",

@@ -5,7 +5,7 @@ import multiprocessing as mp
 import numpy as np
 
 from behavior_memory import Behavior, Step, Trace
-from behavior_memory.memory.sqlite_store import SQLiteStore
+from behavior_memory.store.sqlite import SQLiteStore
 
 PROCESSES = 8
 WRITES = 40

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from behavior_memory.llm import server
+from behavior_memory.serving import server
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from behavior_memory.errors import InvalidInputError, NotFoundError
-from behavior_memory.memory.models import Behavior, BehaviorStatus
+from behavior_memory.types import Behavior, BehaviorStatus
 
 Vector = npt.NDArray[np.float32]
 

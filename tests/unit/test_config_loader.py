@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from behavior_memory.config_loader import json_schema, load_model, load_model_from_text
+from behavior_memory.config.loader import json_schema, load_model, load_model_from_text
 from behavior_memory.errors import ConfigError
 
 
@@ -347,7 +347,7 @@ def test_json_schema_for_editors() -> None:
 
 def test_other_prefixed_variables_are_not_overrides():
     # BMEM_CACHE_DIR, BMEM_API_KEY and test settings share the prefix but name no key.
-    from behavior_memory.config import load_config_text
+    from behavior_memory.config.settings import load_config_text
 
     cfg = load_config_text(
         "",

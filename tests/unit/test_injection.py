@@ -1,8 +1,8 @@
 import pytest
 
 from behavior_memory import Behavior, ConfigError
-from behavior_memory.memory.injection import RenderedBlock, parse_citations, render_block
-from behavior_memory.memory.tokens import count_tokens
+from behavior_memory.injection.render import RenderedBlock, parse_citations, render_block
+from behavior_memory.injection.tokens import count_tokens
 
 
 def _b(name, instruction="Do the thing carefully."):
@@ -68,7 +68,7 @@ def test_parse_citations_order_unique_and_known_filter():
 
 
 def test_append_block_keeps_the_prompt_a_prefix_and_leaves_it_alone_without_behaviors():
-    from behavior_memory.memory.injection import append_block
+    from behavior_memory.injection.render import append_block
 
     block = render_block([_b("behavior_alpha")])
     assert append_block("Base prompt.", block) == "Base prompt.\n\n" + block

@@ -16,6 +16,7 @@ from langchain_core.tools import tool
 from test_langchain_fakes import ScriptedChatModel
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome
+from behavior_memory.adapters import wrap
 from behavior_memory.adapters.langchain import BehaviorRunnable, BehaviorTracer, with_behaviors
 from behavior_memory.errors import InvalidInputError
 
@@ -55,7 +56,7 @@ class Counting(BaseCallbackHandler):
 
 def test_wrap_injects_before_the_model_and_records_one_trace_per_call(memory):
     model = ScriptedChatModel(answer="By behavior_add_in_parts: 3")
-    chain = memory.wrap(PROMPT | model | StrOutputParser())
+    chain = wrap(PROMPT | model | StrOutputParser(), memory)
     assert isinstance(chain, BehaviorRunnable)
     user_handler, run_id = Counting(), uuid.uuid4()
     answer = chain.invoke({"question": "add numbers in parts"}, config={"run_id": run_id, "callbacks": [user_handler]})
@@ -85,15 +86,15 @@ def test_wrap_a_bare_model_prepends_a_system_message_and_leaves_unrelated_calls_
 def test_wrap_needs_a_model_unless_told_to_record_only(memory):
     echo = RunnableLambda(lambda x: f"echo {x}")
     with pytest.raises(InvalidInputError, match="no chat model"):
-        memory.wrap(echo)
-    chain = memory.wrap(echo, inject=False)
+        wrap(echo, memory)
+    chain = wrap(echo, memory, inject=False)
     assert chain.invoke("hello") == "echo hello"
     trace = memory.store.get_trace(chain.last_trace_id)
     assert trace.task == "hello" and trace.answer == "echo hello" and trace.steps == []
 
 
 def test_a_failing_chain_is_saved_as_a_failure_and_raises_unchanged(memory):
-    chain = memory.wrap(PROMPT | ScriptedChatModel(error=ConnectionError("server down")))
+    chain = wrap(PROMPT | ScriptedChatModel(error=ConnectionError("server down")), memory)
     with pytest.raises(ConnectionError, match="server down"):
         chain.invoke({"question": "add numbers in parts"})
     trace = memory.store.get_trace(chain.last_trace_id)
@@ -103,7 +104,7 @@ def test_a_failing_chain_is_saved_as_a_failure_and_raises_unchanged(memory):
 
 async def test_concurrent_ainvoke_and_astream_keep_traces_apart(memory):
     model = ScriptedChatModel(answer="ok", delay_s=0.01)
-    chain = memory.wrap(PROMPT | model)
+    chain = wrap(PROMPT | model, memory)
     ids = [uuid.uuid4() for _ in range(8)]
     await asyncio.gather(
         *(chain.ainvoke({"question": f"add in parts #{i}"}, config={"run_id": rid}) for i, rid in enumerate(ids))
@@ -120,7 +121,7 @@ async def test_concurrent_ainvoke_and_astream_keep_traces_apart(memory):
 def test_namespace_from_config_metadata(memory):
     memory.handbook.add("behavior_team_b", "Add in parts, team b style.", namespace="team-b")
     model = ScriptedChatModel()
-    chain = memory.wrap(PROMPT | model)
+    chain = wrap(PROMPT | model, memory)
     chain.invoke({"question": "add in parts"}, config={"metadata": {"namespace": "team-b"}})
     assert "behavior_team_b" in model.seen[0][0].content and "behavior_add_in_parts" not in model.seen[0][0].content
     assert memory.store.get_trace(chain.last_trace_id).namespace == "team-b"

@@ -19,7 +19,7 @@ from behavior_memory.adapters.llamaindex import (
     BehaviorNodePostprocessor,
     LlamaIndexBehaviorRetriever,
 )
-from behavior_memory.memory.models import BehaviorStatus
+from behavior_memory.types import BehaviorStatus
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from llama_index.core.storage.chat_store.base_db import MessageStatus
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig
 from behavior_memory.adapters.llamaindex import BehaviorMemoryBlock
-from behavior_memory.adapters.llamaindex_memory import (
+from behavior_memory.adapters.llamaindex.chat_store import (
     FAST_MEMORY_BLOCKS_TEMPLATE,
     InProcessChatStore,
     behavior_chat_memory,

@@ -26,7 +26,7 @@ from behavior_memory.adapters.llamaindex import (
     uninstrument,
     wrap,
 )
-from behavior_memory.adapters.llamaindex_messages import response_reasoning, response_usage
+from behavior_memory.adapters.llamaindex._messages import response_reasoning, response_usage
 
 BLOCK_LINE = "behavior_add_then_check: Add with the tool, then check the sum."
 

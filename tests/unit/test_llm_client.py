@@ -26,7 +26,7 @@ from behavior_memory.errors import (
 from behavior_memory.llm.client import ChatResult, LLMClient
 from behavior_memory.llm.config import LLMConfig
 from behavior_memory.llm.structured import extract_json_object
-from behavior_memory.memory.models import TokenUsage
+from behavior_memory.types import TokenUsage
 
 # -- the scripted server ------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from behavior_memory import Behavior, InvalidBehaviorError, InvalidInputError, TokenUsage, Trace
-from behavior_memory.memory.models import (
+from behavior_memory.types import (
     MAX_INSTRUCTION_CHARS,
     Step,
     normalize_behavior_name,

@@ -6,8 +6,8 @@ from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, ReflectionStat
 from behavior_memory.errors import LLMConnectionError, LLMOutputError
 from behavior_memory.llm.client import ChatResult
 from behavior_memory.llm.config import LLMConfig
-from behavior_memory.memory.reflection import ExtractedBehavior, Extraction, Reflector, render_solution
-from behavior_memory.memory.worker import TraceResult
+from behavior_memory.reflection.reflector import ExtractedBehavior, Extraction, Reflector, render_solution
+from behavior_memory.reflection.worker import TraceResult
 
 
 class ScriptedClient:
@@ -168,7 +168,7 @@ def test_implausible_candidates_are_dropped_with_a_reason(memory):
 def test_extraction_schema_stays_within_what_xgrammar_compiles():
     """vLLM sends a string with both a pattern and length bounds to its "guidance" backend, and that
     choice sticks for the whole engine (tool_choice="required" then fails); keep them apart."""
-    from behavior_memory.memory.reflection import extraction_schema
+    from behavior_memory.reflection.reflector import extraction_schema
 
     schema = extraction_schema(1, 5).model_json_schema()
     strings = [p for d in schema["$defs"].values() for p in d["properties"].values() if p.get("type") == "string"]

@@ -15,8 +15,7 @@ from pydantic import ValidationError
 
 from behavior_memory.embeddings import Embedder, HashingEmbedder
 from behavior_memory.errors import EmbeddingError
-from behavior_memory.memory.models import Behavior, BehaviorStatus
-from behavior_memory.retrievers import (
+from behavior_memory.retrieval import (
     BM25Retriever,
     EmbeddingRetriever,
     HybridRetriever,
@@ -29,6 +28,7 @@ from behavior_memory.retrievers import (
     VectorIndex,
     build_retriever,
 )
+from behavior_memory.types import Behavior, BehaviorStatus
 
 DIM = 4
 
@@ -409,7 +409,7 @@ def test_missing_embedder_falls_back_to_lexical_with_a_warning(
     store: MemoryStore, strategy: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.put_behaviors([(behavior(name, text), None) for name, text in CORPUS.items()])
-    with caplog.at_level(logging.WARNING, logger="behavior_memory.retrievers.config"):
+    with caplog.at_level(logging.WARNING, logger="behavior_memory.retrieval.config"):
         retriever = build_retriever(RetrievalConfig(strategy=strategy, pinned_first=False), store, None)  # type: ignore[arg-type]
     assert isinstance(retriever, BM25Retriever)
     assert "lexical" in caplog.text
@@ -466,7 +466,7 @@ def test_snapshot_compaction_keeps_every_value(store: MemoryStore) -> None:
 
 
 def test_top_rows_matches_a_plain_sort_with_name_order_ties() -> None:
-    from behavior_memory.retrievers.snapshot import top_rows
+    from behavior_memory.retrieval.snapshot import top_rows
 
     rng = np.random.default_rng(0)
     for trial in range(600):

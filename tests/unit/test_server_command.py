@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from behavior_memory.errors import ServerError
-from behavior_memory.llm import embedded, server
-from behavior_memory.llm.server import ServeConfig, build_cpu_command, build_gpu_command
+from behavior_memory.serving import embedded, server
+from behavior_memory.serving.server import ServeConfig, build_cpu_command, build_gpu_command
 
 
 def _flag(cmd: list[str], name: str) -> str:

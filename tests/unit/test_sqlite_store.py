@@ -18,9 +18,9 @@ from behavior_memory import (
     StoreUnavailableError,
     Trace,
 )
-from behavior_memory.memory.sqlite_migrations import MIGRATIONS
-from behavior_memory.memory.sqlite_store import SQLiteStore
-from behavior_memory.memory.store import HandbookStore
+from behavior_memory.store.base import HandbookStore
+from behavior_memory.store.sqlite import SQLiteStore
+from behavior_memory.store.sqlite_migrations import MIGRATIONS
 
 
 @pytest.fixture

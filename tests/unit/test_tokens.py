@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from behavior_memory.memory import tokens
+from behavior_memory.injection import tokens
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_fallback_is_len_over_4_and_warns_once(
         raise OSError("no network")
 
     monkeypatch.setattr(tiktoken, "get_encoding", broken)
-    with caplog.at_level(logging.WARNING, logger="behavior_memory.memory.tokens"):
+    with caplog.at_level(logging.WARNING, logger="behavior_memory.injection.tokens"):
         assert tokens.count_tokens("abcdefghi") == 3  # ceil(9 / 4)
         assert tokens.count_tokens("abcd") == 1
         assert not tokens.uses_tiktoken()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..memory.models import BehaviorStatus
+from ..types import BehaviorStatus
 from .context import CliContext, pass_ctx
 from .render import behavior_table
 

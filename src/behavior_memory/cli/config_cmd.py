@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..config import DEFAULT_CONFIG_NAME, config_schema, load_config, load_config_text
+from ..config.settings import DEFAULT_CONFIG_NAME, config_schema, load_config, load_config_text
 from .context import CliContext, pass_ctx
 
 __all__ = ["config"]

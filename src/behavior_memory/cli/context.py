@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..config import DEFAULT_CONFIG_NAME, BehaviorMemoryConfig, load_config, load_config_text
+from ..config.settings import DEFAULT_CONFIG_NAME, BehaviorMemoryConfig, load_config, load_config_text
 from ..errors import ConfigError
-from ..facade import BehaviorMemory
+from ..memory import BehaviorMemory
 
 __all__ = ["CliContext", "pass_ctx"]
 

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from ..eval.demo import Solved, load_gsm8k_sample, solve_all, summarize
-from ..facade import BehaviorMemory
-from ..llm import embedded, server
+from ..memory import BehaviorMemory
+from ..serving import embedded, server
 from .context import CliContext, pass_ctx
 from .render import behavior_table
 

@@ -12,13 +12,13 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..config import BehaviorMemoryConfig
+from ..config.settings import BehaviorMemoryConfig
 from ..eval.bci import SolveSettings, curate, jobs_for, load_rows, run_bci
 from ..eval.datasets import Dataset, Item, disjoint_or_raise, load_dataset
 from ..eval.plot import plot_summaries
 from ..eval.results import summarize_rows, summary_table
 from ..eval.self_improve import run_self_improve
-from ..facade import BehaviorMemory
+from ..memory import BehaviorMemory
 from .context import CliContext, pass_ctx
 
 __all__ = ["eval_group", "progress", "server_options"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..config import DEFAULT_CONFIG_NAME, config_schema, load_config
+from ..config.settings import DEFAULT_CONFIG_NAME, config_schema, load_config
 from .context import CliContext, pass_ctx
 
 __all__ = ["init"]

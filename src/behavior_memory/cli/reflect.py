@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..memory.models import ReflectionStatus, Trace
-from ..memory.worker import TraceResult
+from ..reflection.worker import TraceResult
+from ..types import ReflectionStatus, Trace
 from .context import CliContext, pass_ctx
 
 __all__ = ["reflect"]

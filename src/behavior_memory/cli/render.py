@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from ..memory.models import Behavior, Trace
-from ..retrievers.base import ScoredBehavior
+from ..retrieval.base import ScoredBehavior
+from ..types import Behavior, Trace
 
 __all__ = ["behavior_table", "trace_table"]
 

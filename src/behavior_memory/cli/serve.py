@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from ..llm import embedded, server
+from ..serving import embedded, server
 from .context import CliContext, pass_ctx
 
 __all__ = ["serve"]

@@ -10,7 +10,7 @@ from rich.table import Table
 from ..eval.bci import SolveSettings, jobs_for, load_rows, run_bci
 from ..eval.datasets import load_dataset
 from ..eval.sft_export import write_corpora
-from ..facade import BehaviorMemory
+from ..memory import BehaviorMemory
 from .context import CliContext, pass_ctx
 from .eval_cmd import eval_config, progress, server_options
 

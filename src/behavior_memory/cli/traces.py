@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..memory.models import ReflectionStatus
+from ..types import ReflectionStatus
 from .context import CliContext, pass_ctx
 from .render import trace_table
 

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..facade import BehaviorMemory
-from ..memory.injection import append_block
-from ..memory.models import Outcome
+from ..injection.render import append_block
+from ..memory import BehaviorMemory
+from ..types import Outcome
 from .checking import check_answer
 from .datasets import Item
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from statistics import mean
 
-from ..facade import BehaviorMemory
-from ..memory.injection import append_block
-from ..memory.models import Outcome
+from ..injection.render import append_block
+from ..memory import BehaviorMemory
+from ..types import Outcome
 from .checking import check_answer
 
 __all__ = [

@@ -17,8 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..facade import BehaviorMemory
-from ..memory.injection import append_block
+from ..injection.render import append_block
+from ..memory import BehaviorMemory
 from .bci import PROMPTS, Job, Row, SolveSettings, answer_row, failed_row, load_rows, row_key
 from .datasets import Item
 

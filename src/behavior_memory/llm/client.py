@@ -2,7 +2,7 @@
 
 :class:`LLMClient` wraps the ``openai`` package (2.x or 3.x) and adds what the rest of
 behavior-memory needs: reasoning split from the answer, token usage as
-:class:`~behavior_memory.memory.models.TokenUsage`, JSON answers validated against a pydantic
+:class:`~behavior_memory.types.TokenUsage`, JSON answers validated against a pydantic
 model with bounded re-asks, and our own errors instead of openai's::
 
     client = LLMClient(LLMConfig(model="Qwen/Qwen3-8B"))
@@ -29,7 +29,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LLMConnectionError, LLMError, LLMOutputError, LLMStatusError, LLMTimeoutError
-from ..memory.models import TokenUsage
+from ..types import TokenUsage
 from .config import LLMConfig
 from .reasoning import extract_reasoning
 from .structured import JsonExchange

@@ -1,0 +1,44 @@
+"""LangChain adapter: behavior memory for ``create_agent`` agents, any Runnable, and RAG chains.
+
+Needs the ``[langchain]`` extra (``pip install "behavior-memory[langchain]"``)::
+
+    from behavior_memory.adapters.langchain import BehaviorMiddleware
+
+    agent = create_agent(model, tools, system_prompt="...", middleware=[BehaviorMiddleware(memory)])
+    result = agent.invoke({"messages": [("user", "...")]})   # behaviors injected, trace saved
+    memory.feedback(result["bm_trace_id"], outcome="success")
+
+- ``BehaviorMiddleware``: retrieve once per task, inject into the system message, record every
+  model and tool call, save the trace; the result's ``bm_trace_id`` names it.
+- ``with_behaviors(chain, memory)`` / ``memory.wrap(chain)``: the same for any Runnable.
+- ``BehaviorTracer``: record runs as traces without injecting anything.
+- ``BehaviorRetriever``: the handbook as a ``BaseRetriever``.
+
+Namespaces per task come from the runtime context (``context_schema`` with ``namespace`` or
+``user_id``) or from ``config["metadata"]`` (the same keys).
+"""
+
+from __future__ import annotations
+
+from ...errors import MissingDependencyError
+
+try:
+    import langchain.agents  # noqa: F401
+    import langchain_core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError("behavior_memory.adapters.langchain", "langchain") from exc
+
+from .middleware import BehaviorMiddleware, BehaviorState
+from .retriever import BehaviorRetriever, behavior_document
+from .runnable import BehaviorRunnable, with_behaviors
+from .tracer import BehaviorTracer
+
+__all__ = [
+    "BehaviorMiddleware",
+    "BehaviorRetriever",
+    "BehaviorRunnable",
+    "BehaviorState",
+    "BehaviorTracer",
+    "behavior_document",
+    "with_behaviors",
+]

@@ -1,0 +1,65 @@
+"""LlamaIndex adapter: behavior memory for FunctionAgent, ReActAgent and AgentWorkflow.
+
+Install with ``pip install "behavior-memory[llamaindex]"``. Two ways in::
+
+    from llama_index.core.memory import Memory
+    from behavior_memory.adapters.llamaindex import BehaviorMemoryBlock, instrument, wrap
+
+    instrument(memory)                      # every agent run -> one trace (instrumentation module)
+    chat_memory = Memory.from_defaults(session_id="s1", memory_blocks=[BehaviorMemoryBlock(memory)])
+    await agent.run("...", memory=chat_memory)
+
+    agent = wrap(agent, memory)             # or both at once, per run, for an existing agent
+    await agent.run("...")
+
+``Memory.from_defaults`` compiles its jinja block template on every step (about 13 ms here): pass
+``memory_blocks_template=FAST_MEMORY_BLOCKS_TEMPLATE`` (same bytes), or build the memory with
+``behavior_chat_memory(block)`` (also keeps history in process instead of SQLite), as ``wrap`` does.
+
+Also ``LlamaIndexBehaviorRetriever`` (behaviors as ``TextNode``s) and ``BehaviorNodePostprocessor``
+(relevance floor, status filter, token budget). This is the only module tree that imports
+LlamaIndex; ``import behavior_memory`` never does.
+"""
+
+from __future__ import annotations
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'the LlamaIndex adapter needs llama-index-core: pip install "behavior-memory[llamaindex]"'
+    ) from exc
+
+from .agent import BehaviorMemoryAgent, choose_insert_method, wrap
+from .block import BehaviorMemoryBlock
+from .chat_store import FAST_MEMORY_BLOCKS_TEMPLATE, InProcessChatStore, behavior_chat_memory
+from .instrumentation import (
+    NAMESPACE_TAG,
+    RUN_TAG,
+    TOPIC_TAG,
+    LlamaIndexInstrumentation,
+    instrument,
+    instrumentation_for,
+    uninstrument,
+)
+from .retriever import BehaviorNodePostprocessor, LlamaIndexBehaviorRetriever, behavior_node
+
+__all__ = [
+    "FAST_MEMORY_BLOCKS_TEMPLATE",
+    "NAMESPACE_TAG",
+    "RUN_TAG",
+    "TOPIC_TAG",
+    "BehaviorMemoryAgent",
+    "BehaviorMemoryBlock",
+    "BehaviorNodePostprocessor",
+    "InProcessChatStore",
+    "LlamaIndexBehaviorRetriever",
+    "LlamaIndexInstrumentation",
+    "behavior_chat_memory",
+    "behavior_node",
+    "choose_insert_method",
+    "instrument",
+    "instrumentation_for",
+    "uninstrument",
+    "wrap",
+]

@@ -1,0 +1,178 @@
+"""The configuration: one YAML file, validated by pydantic, every section with its defaults.
+
+``load_config(path)`` reads YAML with ``${ENV}`` interpolation and ``BMEM_SECTION__KEY`` env
+overrides; unknown keys and wrong types are errors naming the key and the line. Relative paths
+(the SQLite file, prompt files) are resolved against the YAML file's folder, so a project's
+handbook lives beside its configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..embeddings.config import EmbeddingsConfig, default_embeddings_config
+from ..llm.config import LLMConfig
+from ..retrieval.config import RetrievalConfig
+from ..types import DEFAULT_NAMESPACE
+from .loader import json_schema, load_model, load_model_from_text
+from .serve import ServeConfig
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "BehaviorMemoryConfig",
+    "CurationConfig",
+    "InjectionConfig",
+    "ReflectionConfig",
+    "StoreConfig",
+    "config_schema",
+    "default_data_dir",
+    "load_config",
+    "load_config_text",
+]
+
+DEFAULT_CONFIG_NAME = "behavior-memory.yaml"
+
+
+def default_data_dir() -> Path:
+    """Where the handbook lives when no configuration says otherwise (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "behavior-memory"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreConfig(_Section):
+    """Where behaviors and traces are kept."""
+
+    backend: Literal["sqlite"] = Field(default="sqlite", description="Store back-end; SQLite is one local file.")
+    path: str | None = Field(
+        default=None,
+        description="SQLite file; relative paths are resolved against the YAML file's folder. "
+        "Default: $XDG_DATA_HOME/behavior-memory/handbook.db.",
+    )
+    busy_timeout_s: float = Field(default=10.0, gt=0, description="How long one SQLite call waits for a lock.")
+
+
+class InjectionConfig(_Section):
+    """How the behavior block is rendered into prompts."""
+
+    template: str | None = Field(
+        default=None,
+        description="Override of the behavior-conditioned block: inline text or '@path/to/file.txt'; "
+        "must contain {behaviors}.",
+    )
+
+
+class ReflectionConfig(_Section):
+    """When and how finished traces are reflected on to mint behaviors."""
+
+    mode: Literal["background", "manual", "off"] = Field(
+        default="background",
+        description="background: a worker in this process reflects saved traces; manual: traces wait "
+        "for `bmem reflect`; off: traces are recorded but never reflected.",
+    )
+    concurrency: int = Field(default=1, ge=1, le=64, description="Traces reflected at once.")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts per trace before it is marked failed.")
+    lease_s: float = Field(
+        default=600.0, gt=0, description="A trace claimed by a process that died is retried after this."
+    )
+    max_trace_tokens: int = Field(
+        default=3000, gt=100, description="Longer traces are cut in the middle (task and end kept)."
+    )
+    max_behaviors_per_trace: int = Field(default=5, ge=1, le=20, description="At most this many behaviors per trace.")
+    min_behaviors_per_trace: int = Field(
+        default=1,
+        ge=0,
+        le=20,
+        description="The extraction schema asks for at least this many (0 lets the model propose none).",
+    )
+    reflection_max_tokens: int = Field(default=512, gt=0, description="Output budget of the reflection stage.")
+    extraction_max_tokens: int = Field(default=400, gt=0, description="Output budget of the extraction stage.")
+    model: str | None = Field(default=None, description="Model for reflection; default: llm.model.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra request fields for the reflection calls only, e.g. {repetition_penalty: 1.2} "
+        "for small models that loop.",
+    )
+    reflection_prompt: str | None = Field(default=None, description="Override (text or '@file').")
+    extraction_prompt: str | None = Field(default=None, description="Override (text or '@file').")
+
+
+class CurationConfig(_Section):
+    """What happens to minted behaviors before they enter the handbook."""
+
+    dedup_threshold: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="A candidate at least this similar (cosine) to a behavior in the same namespace "
+        "and topic merges into it instead of being added.",
+    )
+    approval: Literal["auto", "manual"] = Field(
+        default="auto",
+        description="auto: minted behaviors are active at once; manual: they wait as candidates "
+        "for `bmem behaviors approve`.",
+    )
+
+
+class BehaviorMemoryConfig(_Section):
+    """The whole configuration of behavior-memory."""
+
+    namespace: str = Field(
+        default=DEFAULT_NAMESPACE, description="Default namespace (tenant/agent/user) for reads and writes."
+    )
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    embeddings: EmbeddingsConfig = Field(default_factory=default_embeddings_config)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    injection: InjectionConfig = Field(default_factory=InjectionConfig)
+    reflection: ReflectionConfig = Field(default_factory=ReflectionConfig)
+    curation: CurationConfig = Field(default_factory=CurationConfig)
+
+    #: Folder that relative paths are resolved against (the YAML file's folder); not a YAML key.
+    _base_dir: Path | None = None
+
+    def store_path(self) -> Path:
+        """The SQLite file, with relative paths resolved against the YAML file's folder."""
+        if self.store.path is None:
+            return default_data_dir() / "handbook.db"
+        path = Path(os.path.expanduser(self.store.path))
+        if not path.is_absolute() and self._base_dir is not None:
+            path = self._base_dir / path
+        return path
+
+    def resolve(self, value: str | None) -> str | None:
+        """Resolve an '@relative/file' prompt override against the YAML file's folder."""
+        if value and value.startswith("@") and self._base_dir is not None:
+            path = Path(os.path.expanduser(value[1:]))
+            if not path.is_absolute():
+                return "@" + str(self._base_dir / path)
+        return value
+
+
+def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> BehaviorMemoryConfig:
+    """Load and validate a YAML configuration; raises ``ConfigError`` naming the key and line."""
+    config = load_model(BehaviorMemoryConfig, path, env=env)
+    config._base_dir = Path(path).expanduser().resolve().parent
+    return config
+
+
+def load_config_text(
+    text: str, *, source: str = "<string>", env: dict[str, str] | None = None, base_dir: Path | None = None
+) -> BehaviorMemoryConfig:
+    """Like ``load_config`` for YAML text (stdin, tests)."""
+    config = load_model_from_text(BehaviorMemoryConfig, text, source=source, env=env)
+    config._base_dir = base_dir or Path.cwd()
+    return config
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the YAML file (``bmem config schema``), for editors and CI checks."""
+    return json_schema(BehaviorMemoryConfig)

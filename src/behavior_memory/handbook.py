@@ -1,0 +1,263 @@
+"""``Handbook``: the behaviors of a store, with embedding on write and JSONL import/export.
+
+Every method works in one namespace: the one given, or the memory's default.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from .embeddings.base import Embedder
+from .errors import InvalidBehaviorError, InvalidInputError
+from .store.base import HandbookStore
+from .types import (
+    Behavior,
+    BehaviorStatus,
+    new_id,
+    utcnow,
+    validate_behavior_name,
+    validate_instruction,
+    validate_namespace,
+)
+
+__all__ = ["Handbook", "ImportReport"]
+
+log = logging.getLogger(__name__)
+_EMBEDDER_META_KEY = "embedder"
+
+
+@dataclass
+class ImportReport:
+    """What ``import_jsonl`` did: counts, and each bad line with its number and reason."""
+
+    imported: int = 0
+    replaced: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _pydantic_reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}" if where else err["msg"])
+    return "; ".join(parts)
+
+
+class Handbook:
+    """Add, change, list, remove, export and import behaviors."""
+
+    def __init__(self, store: HandbookStore, embedder: Embedder | None, *, namespace: str) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.namespace = validate_namespace(namespace)
+        self._check_embedder()
+
+    # --- embedding ----------------------------------------------------------------------------
+    def _embed(self, behaviors: list[Behavior]) -> list[npt.NDArray[np.float32] | None]:
+        if self.embedder is None or not behaviors:
+            return [None] * len(behaviors)
+        matrix = self.embedder.embed([b.text for b in behaviors])
+        return [np.asarray(row, dtype=np.float32) for row in matrix]
+
+    def _embedder_id(self) -> str | None:
+        return None if self.embedder is None else f"{self.embedder.name}:{self.embedder.dim}"
+
+    def _check_embedder(self) -> None:
+        """Re-embed every stored behavior when the configured embedder changed since the last run."""
+        current = self._embedder_id()
+        get_meta = getattr(self.store, "get_meta", None)
+        if current is None or get_meta is None:
+            return
+        previous = get_meta(_EMBEDDER_META_KEY)
+        if previous == current:
+            return
+        if previous is not None or self.store.count_behaviors() > 0:
+            log.info("embedder changed (%s -> %s): re-embedding the handbook", previous, current)
+            for namespace in self.store.namespaces():
+                behaviors = self.store.list_behaviors(namespace)
+                if behaviors:
+                    vectors = self._embed(behaviors)
+                    self.store.set_vectors(  # type: ignore[attr-defined]
+                        namespace, {b.id: v for b, v in zip(behaviors, vectors, strict=True) if v is not None}
+                    )
+        self.store.set_meta(_EMBEDDER_META_KEY, current)  # type: ignore[attr-defined]
+
+    # --- single behaviors ---------------------------------------------------------------------
+    def add(
+        self,
+        name: str,
+        instruction: str,
+        *,
+        topic: str | None = None,
+        tags: Iterable[str] = (),
+        status: BehaviorStatus | str = BehaviorStatus.ACTIVE,
+        pinned: bool = False,
+        namespace: str | None = None,
+        sources: Iterable[str] = (),
+        model: str | None = None,
+    ) -> Behavior:
+        """Add one behavior; a bad name or instruction raises ``InvalidBehaviorError`` with the reason."""
+        behavior = Behavior(
+            name=validate_behavior_name(name),
+            instruction=validate_instruction(instruction),
+            namespace=validate_namespace(namespace or self.namespace),
+            topic=topic or None,
+            tags=list(tags),
+            status=BehaviorStatus(status),
+            pinned=pinned,
+            sources=list(sources),
+            model=model,
+        )
+        return self.store.put_behavior(behavior, self._embed([behavior])[0])
+
+    def add_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
+        """Store a ready ``Behavior`` (embedding it unless ``vector`` is given)."""
+        return self.store.put_behavior(behavior, vector if vector is not None else self._embed([behavior])[0])
+
+    def get(self, key: str, *, namespace: str | None = None) -> Behavior:
+        """By id or name; raises ``NotFoundError``."""
+        return self.store.get_behavior(namespace or self.namespace, key)
+
+    def list(
+        self,
+        *,
+        namespace: str | None = None,
+        status: BehaviorStatus | str | None = None,
+        topic: str | None = None,
+        limit: int | None = None,
+    ) -> list[Behavior]:
+        """Behaviors ordered by name."""
+        statuses = None if status is None else [BehaviorStatus(status)]
+        return self.store.list_behaviors(namespace or self.namespace, statuses=statuses, topic=topic, limit=limit)
+
+    def update(
+        self,
+        key: str,
+        *,
+        namespace: str | None = None,
+        instruction: str | None = None,
+        topic: str | None = None,
+        tags: Iterable[str] | None = None,
+        status: BehaviorStatus | str | None = None,
+        pinned: bool | None = None,
+    ) -> Behavior:
+        """Change fields of a behavior; the text changed means a new embedding."""
+        current = self.get(key, namespace=namespace)
+        changes: dict[str, Any] = {}
+        if instruction is not None:
+            changes["instruction"] = validate_instruction(instruction)
+        if topic is not None:
+            changes["topic"] = topic or None
+        if tags is not None:
+            changes["tags"] = list(tags)
+        if status is not None:
+            changes["status"] = BehaviorStatus(status)
+        if pinned is not None:
+            changes["pinned"] = pinned
+        updated = current.model_copy(update=changes)
+        text_changed = updated.text != current.text
+        vector = self._embed([updated])[0] if text_changed else None
+        return self.store.update_behavior(updated, vector)
+
+    def remove(self, key: str, *, namespace: str | None = None) -> None:
+        """Delete a behavior by id or name; raises ``NotFoundError``."""
+        self.store.delete_behavior(namespace or self.namespace, key)
+
+    def count(self, *, namespace: str | None = None) -> int:
+        return self.store.count_behaviors(namespace or self.namespace)
+
+    # --- JSONL --------------------------------------------------------------------------------
+    def export_jsonl(self, out: IO[str], *, namespace: str | None = None) -> int:
+        """Write every behavior of the namespace as one JSON object per line; returns the count."""
+        behaviors = self.list(namespace=namespace)
+        for behavior in behaviors:
+            out.write(json.dumps(behavior.model_dump(mode="json"), ensure_ascii=False, sort_keys=True) + "\n")
+        return len(behaviors)
+
+    def import_jsonl(
+        self, source: str | Path | IO[bytes], *, namespace: str | None = None, replace: bool = False
+    ) -> ImportReport:
+        """Import behaviors from JSONL, all good lines in one transaction.
+
+        Bad lines (not UTF-8, not JSON, invalid fields) are reported by line number and nothing
+        of them is stored; a name that already exists is skipped, or replaced with ``replace``.
+        Records take the target namespace and fresh ids, so an export can seed another namespace.
+        """
+        target = validate_namespace(namespace or self.namespace)
+        raw_lines = self._read_lines(source)
+        report = ImportReport()
+        fresh: list[Behavior] = []
+        replacing: list[Behavior] = []
+        seen: dict[str, int] = {}
+        for number, raw in raw_lines:
+            behavior = self._parse_line(number, raw, target, report)
+            if behavior is None:
+                continue
+            if behavior.name in seen:
+                report.errors.append((number, f"duplicate of line {seen[behavior.name]} ({behavior.name})"))
+                continue
+            seen[behavior.name] = number
+            try:
+                existing = self.store.get_behavior(target, behavior.name)
+            except KeyError:
+                fresh.append(behavior)
+                continue
+            if not replace:
+                report.skipped.append((number, f"{behavior.name} already exists"))
+                continue
+            replacing.append(behavior.model_copy(update={"id": existing.id, "version": existing.version}))
+        if fresh:
+            self.store.put_behaviors(list(zip(fresh, self._embed(fresh), strict=True)))
+        for behavior, vector in zip(replacing, self._embed(replacing), strict=True):
+            self.store.update_behavior(behavior, vector)
+        report.imported, report.replaced = len(fresh), len(replacing)
+        return report
+
+    @staticmethod
+    def _read_lines(source: str | Path | IO[bytes]) -> builtins.list[tuple[int, bytes]]:
+        if isinstance(source, str | Path):
+            try:
+                data = Path(source).expanduser().read_bytes()
+            except OSError as exc:
+                raise InvalidInputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        else:
+            data = source.read()
+        return [(n, line) for n, line in enumerate(data.splitlines(), start=1) if line.strip()]
+
+    @staticmethod
+    def _parse_line(number: int, raw: bytes, namespace: str, report: ImportReport) -> Behavior | None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            report.errors.append((number, f"not UTF-8 (byte {exc.start})"))
+            return None
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            report.errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            return None
+        if not isinstance(record, dict):
+            report.errors.append((number, "not a JSON object"))
+            return None
+        record = {k: v for k, v in record.items() if k not in {"id", "namespace", "version"}}
+        record.update(
+            namespace=namespace, id=new_id(), created_at=record.get("created_at") or utcnow(), updated_at=utcnow()
+        )
+        try:
+            return Behavior.model_validate(record)
+        except ValidationError as exc:
+            report.errors.append((number, _pydantic_reason(exc)))
+        except InvalidBehaviorError as exc:  # pragma: no cover - pydantic wraps these
+            report.errors.append((number, str(exc)))
+        return None

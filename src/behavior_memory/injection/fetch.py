@@ -1,0 +1,157 @@
+"""Fetching a task's behavior block within a time budget, and choosing the task's namespace.
+
+A retrieval that fails or runs late means no block for that task (one WARNING log line), never a
+broken agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError
+from ..types import validate_namespace
+from .render import RenderedBlock
+from .tokens import count_tokens
+
+if TYPE_CHECKING:
+    from ..memory import BehaviorMemory
+
+__all__ = ["BlockFetcher", "Fetched", "resolve_namespace"]
+
+log = logging.getLogger("behavior_memory.adapters.langchain")
+
+#: Longest query handed to retrieval: the last user message can be a pasted document.
+MAX_QUERY_CHARS = 4_000
+
+
+def _lookup(source: Any, key: str) -> Any:
+    if source is None:
+        return None
+    if isinstance(source, Mapping):
+        return source.get(key)
+    return getattr(source, key, None)
+
+
+def resolve_namespace(base: str, *, context: Any = None, metadata: Mapping[str, Any] | None = None) -> str:
+    """The namespace of one task.
+
+    ``namespace`` (in the runtime context, else in the config metadata) is used as given;
+    ``user_id`` is appended to ``base`` (``acme/bot`` + ``alice`` -> ``acme/bot/alice``), so one
+    deployment serves many users without sharing their behaviors; otherwise ``base``.
+    """
+    for source in (context, metadata):
+        explicit = _lookup(source, "namespace")
+        if explicit:
+            return validate_namespace(str(explicit))
+    for source in (context, metadata):
+        user = _lookup(source, "user_id")
+        if user is not None and str(user) != "":
+            try:
+                return validate_namespace(f"{base}/{user}")
+            except InvalidInputError as exc:
+                raise InvalidInputError(
+                    f"user_id {user!r} cannot be a namespace segment: use letters, digits and _.:@+- only"
+                ) from exc
+    return base
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The block for one task and how getting it went (``status``: ok, empty, timeout, error)."""
+
+    block: RenderedBlock
+    status: str
+    seconds: float
+
+
+_EMPTY = RenderedBlock("")
+
+
+class BlockFetcher:
+    """Retrieve and render a task's behavior block within ``timeout_s`` (``None``: no limit).
+
+    A retrieval that raises or runs past the budget gives an empty block and one WARNING log line;
+    the agent goes on exactly as it would without behavior memory.
+    """
+
+    def __init__(
+        self,
+        memory: BehaviorMemory,
+        *,
+        k: int | None = None,
+        topic: str | None = None,
+        token_budget: int | None = None,
+        timeout_s: float | None = 2.0,
+    ) -> None:
+        self.memory = memory
+        self.k, self.topic, self.token_budget, self.timeout_s = k, topic, token_budget, timeout_s
+        self._pool: ThreadPoolExecutor | None = None
+        if timeout_s is not None:
+            self._warm_up()
+
+    @staticmethod
+    def _warm_up() -> None:
+        """Load the tokenizer now (a second or more, cold) so the first task's budget is not spent on it."""
+        try:
+            count_tokens("behavior")
+        except Exception:  # the first render will report it
+            log.debug("could not load the tokenizer ahead of the first task", exc_info=True)
+
+    def _render(self, query: str, namespace: str) -> RenderedBlock:
+        hits = self.memory.retrieve(query, k=self.k, namespace=namespace, topic=self.topic)
+        return self.memory.render(hits, token_budget=self.token_budget)
+
+    def fetch(self, query: str, namespace: str) -> Fetched:
+        """Sync: retrieval runs in a small pool so that a hung store cannot hold the agent."""
+        started = time.perf_counter()
+        query = query[:MAX_QUERY_CHARS]
+        if not query.strip():
+            return Fetched(_EMPTY, "empty", 0.0)
+        try:
+            if self.timeout_s is None:
+                block = self._render(query, namespace)
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bmem-retrieve")
+                block = self._pool.submit(self._render, query, namespace).result(timeout=self.timeout_s)
+        except FutureTimeout:
+            return self._late(namespace, started)
+        except Exception:
+            return self._failed(namespace, started)
+        return Fetched(block, "ok" if block else "empty", time.perf_counter() - started)
+
+    async def afetch(self, query: str, namespace: str) -> Fetched:
+        """Async twin of ``fetch``; a late retrieval is cancelled at the budget."""
+        started = time.perf_counter()
+        query = query[:MAX_QUERY_CHARS]
+        if not query.strip():
+            return Fetched(_EMPTY, "empty", 0.0)
+        try:
+            hits = await asyncio.wait_for(
+                self.memory.aretrieve(query, k=self.k, namespace=namespace, topic=self.topic), self.timeout_s
+            )
+            block = self.memory.render(hits, token_budget=self.token_budget)
+        except TimeoutError:
+            return self._late(namespace, started)
+        except Exception:
+            return self._failed(namespace, started)
+        return Fetched(block, "ok" if block else "empty", time.perf_counter() - started)
+
+    def _late(self, namespace: str, started: float) -> Fetched:
+        log.warning(
+            "behavior retrieval in %r took longer than %.3f s: no behaviors for this task",
+            namespace,
+            self.timeout_s,
+        )
+        return Fetched(_EMPTY, "timeout", time.perf_counter() - started)
+
+    def _failed(self, namespace: str, started: float) -> Fetched:
+        log.warning("behavior retrieval in %r failed: no behaviors for this task", namespace, exc_info=True)
+        return Fetched(_EMPTY, "error", time.perf_counter() - started)

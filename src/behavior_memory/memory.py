@@ -1,0 +1,287 @@
+"""``BehaviorMemory``: the one object users hold.
+
+It ties the store, the embedder, the retriever and (later) the reflection worker together, built
+from one YAML file or from defaults::
+
+    memory = BehaviorMemory.from_yaml("behavior-memory.yaml")   # or BehaviorMemory()
+    hits = memory.retrieve("How many integers below 100 are divisible by 3 or 5?")
+    system_prompt = base_prompt + "\\n\\n" + memory.render(hits)
+    with memory.trace(task=question, hits=hits) as t:
+        ...
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .config.settings import BehaviorMemoryConfig, load_config
+from .embeddings.base import Embedder
+from .embeddings.config import build_embedder
+from .errors import NotFoundError
+from .handbook import Handbook
+from .injection.render import RenderedBlock, parse_citations, render_block
+from .llm.client import LLMClient
+from .recording.recorder import TraceRecorder
+from .reflection.curator import Curator
+from .reflection.reflector import Reflector
+from .reflection.worker import ReflectionService, ReflectionWorker, TraceResult
+from .retrieval.base import Retriever, ScoredBehavior
+from .retrieval.config import build_retriever
+from .store.base import HandbookStore
+from .store.sqlite import SQLiteStore
+from .types import Outcome, ReflectionStatus, Trace, validate_namespace
+
+__all__ = ["BehaviorMemory"]
+
+log = logging.getLogger(__name__)
+
+
+class BehaviorMemory:
+    """Procedural memory for an agent: retrieve, render, record, (reflect, curate)."""
+
+    def __init__(
+        self,
+        config: BehaviorMemoryConfig | None = None,
+        *,
+        store: HandbookStore | None = None,
+        embedder: Embedder | None = None,
+        retriever: Retriever | None = None,
+        llm: LLMClient | None = None,
+    ) -> None:
+        self.config = config or BehaviorMemoryConfig()
+        self.namespace = validate_namespace(self.config.namespace)
+        if store is None:
+            path = self.config.store_path()
+            if self.config.store.path is None:  # our own default location: create it
+                path.parent.mkdir(parents=True, exist_ok=True)
+            store = SQLiteStore(path, busy_timeout_s=self.config.store.busy_timeout_s)
+        self.store: HandbookStore = store
+        self.embedder = embedder if embedder is not None else build_embedder(self.config.embeddings)
+        self.handbook = Handbook(self.store, self.embedder, namespace=self.namespace)
+        self.retriever = retriever or build_retriever(self.config.retrieval, self.store, self.embedder)
+        self._llm = llm
+        self._reflection: ReflectionService | None = None
+        self._worker: ReflectionWorker | None = None
+        self._lock = threading.RLock()  # reentrant: worker() builds reflection()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> BehaviorMemory:
+        """Build from a YAML file (see ``bmem config schema`` for every key)."""
+        return cls(load_config(path), **overrides)
+
+    # --- retrieve and render ------------------------------------------------------------------
+    def retrieve(
+        self, query: str, *, k: int | None = None, namespace: str | None = None, topic: str | None = None
+    ) -> list[ScoredBehavior]:
+        """The behaviors most relevant to ``query`` (active only), in a deterministic order."""
+        return self.retriever.retrieve(
+            query or "", namespace=namespace or self.namespace, k=k or self.config.retrieval.k, topic=topic
+        )
+
+    async def aretrieve(
+        self, query: str, *, k: int | None = None, namespace: str | None = None, topic: str | None = None
+    ) -> list[ScoredBehavior]:
+        """Async twin of ``retrieve``."""
+        return await self.retriever.aretrieve(
+            query or "", namespace=namespace or self.namespace, k=k or self.config.retrieval.k, topic=topic
+        )
+
+    def render(self, hits: Iterable[Any], *, token_budget: int | None = None) -> RenderedBlock:
+        """The paper's behavior-conditioned block for these behaviors, within the token budget.
+
+        The result is a ``str`` (empty when there is nothing to show) that also carries ``.names``
+        (the behaviors included), ``.dropped`` and ``.tokens``.
+        """
+        budget = self.config.retrieval.token_budget if token_budget is None else token_budget
+        return render_block(hits, token_budget=budget, template=self.config.resolve(self.config.injection.template))
+
+    def citations(self, text: str | None, *, namespace: str | None = None) -> list[str]:
+        """Names of this namespace's behaviors that ``text`` cites, in order of first mention."""
+        ns = namespace or self.namespace
+        known = []
+        for name in parse_citations(text):
+            try:  # one indexed lookup per cited name: the handbook may hold many thousands
+                self.store.get_behavior(ns, name)
+            except NotFoundError:
+                continue
+            known.append(name)
+        return known
+
+    # --- record -------------------------------------------------------------------------------
+    def trace(
+        self,
+        task: str,
+        *,
+        namespace: str | None = None,
+        topic: str | None = None,
+        hits: Iterable[Any] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> TraceRecorder:
+        """Start recording one task; use as ``with memory.trace(task=...) as t:``.
+
+        ``hits`` are the behaviors shown in this task's prompt. On exit the trace is saved, the
+        ``shown`` and ``cited`` counters move, and the trace waits for reflection.
+        """
+        recorder = TraceRecorder(
+            Trace(task=task, namespace=namespace or self.namespace, topic=topic, metadata=dict(metadata or {})),
+            self._save_trace,
+        )
+        recorder.show(hits)
+        return recorder
+
+    def _save_trace(self, trace: Trace) -> Trace:
+        outputs = "\n".join(step.output or "" for step in trace.steps if step.kind == "model")
+        trace.cited = self.citations(f"{outputs}\n{trace.answer or ''}", namespace=trace.namespace)
+        if self.config.reflection.mode == "off":
+            trace.reflection_status = ReflectionStatus.SKIPPED
+        self.store.put_trace(trace)  # durable first; counters and reflection come after
+        self.store.increment(trace.namespace, trace.shown, "shown")
+        self.store.increment(trace.namespace, trace.cited, "cited")
+        self._after_trace_saved(trace)
+        return trace
+
+    def _after_trace_saved(self, trace: Trace) -> None:
+        if self.config.reflection.mode == "background":
+            try:
+                self.worker.notify()
+            except Exception:  # reflection must never break the agent that just finished a task
+                log.exception("could not wake the reflection worker; trace %s waits", trace.id)
+
+    # --- reflect ------------------------------------------------------------------------------
+    @property
+    def llm(self) -> LLMClient:
+        """The client of the configured model server (created on first use)."""
+        if self._llm is None:
+            self._llm = LLMClient(self.config.llm)
+        return self._llm
+
+    @property
+    def reflection(self) -> ReflectionService:
+        """The reflection pipeline (reflector + curator) over this memory's store."""
+        with self._lock:
+            if self._reflection is None:
+                cfg = self.config.reflection
+                client = self.llm
+                if cfg.model and cfg.model != self.config.llm.model:
+                    client = LLMClient(self.config.llm.model_copy(update={"model": cfg.model}))
+                reflector = Reflector(
+                    client,
+                    max_trace_tokens=cfg.max_trace_tokens,
+                    max_behaviors=cfg.max_behaviors_per_trace,
+                    min_behaviors=cfg.min_behaviors_per_trace,
+                    reflection_max_tokens=cfg.reflection_max_tokens,
+                    extraction_max_tokens=cfg.extraction_max_tokens,
+                    extra_body=cfg.extra_body,
+                    reflection_prompt=self.config.resolve(cfg.reflection_prompt),
+                    extraction_prompt=self.config.resolve(cfg.extraction_prompt),
+                )
+                curator = Curator(
+                    self.store,
+                    self.embedder,
+                    threshold=self.config.curation.dedup_threshold,
+                    approval=self.config.curation.approval,
+                )
+                self._reflection = ReflectionService(self.store, reflector, curator, max_attempts=cfg.max_attempts)
+            return self._reflection
+
+    @property
+    def worker(self) -> ReflectionWorker:
+        """The background reflection worker (started on first use)."""
+        with self._lock:
+            if self._worker is None:
+                self._worker = ReflectionWorker(
+                    self.reflection,
+                    concurrency=self.config.reflection.concurrency,
+                    lease_s=self.config.reflection.lease_s,
+                )
+                self._worker.start()
+            return self._worker
+
+    def reflect_pending(
+        self,
+        *,
+        concurrency: int | None = None,
+        limit: int | None = None,
+        on_done: Callable[[Trace, TraceResult], None] | None = None,
+    ) -> Counter[str]:
+        """Reflect pending traces now, in this thread, until none is left (or ``limit`` were done).
+
+        Stops early when the model server is down (those traces stay pending). Returns how many
+        traces ended in each way (see ``TraceResult``).
+        """
+        width = concurrency or self.config.reflection.concurrency
+        outcomes: Counter[str] = Counter()
+        while limit is None or sum(outcomes.values()) < limit:
+            batch = width if limit is None else min(width, limit - sum(outcomes.values()))
+            traces = self.store.claim_pending_traces(batch, lease_s=self.config.reflection.lease_s)
+            if not traces:
+                break
+            results = self.reflection.run_batch(traces, width, on_done)
+            outcomes.update(str(r) for r in results)
+            if TraceResult.SERVER_DOWN in results:
+                break
+        return outcomes
+
+    def reflect_trace(self, trace_id: str) -> TraceResult:
+        """Reflect one trace now, whatever its status; a trace already reflected mints nothing new."""
+        trace = self.store.get_trace(trace_id)
+        return self.reflection.process(trace)
+
+    def wait_for_reflection(self, timeout: float | None = None) -> bool:
+        """Wait until the background worker has nothing left to do (True) or the timeout passed."""
+        if self._worker is None:
+            return True
+        self._worker.notify()
+        return self._worker.wait_idle(timeout)
+
+    def feedback(
+        self,
+        trace_id: str,
+        *,
+        outcome: Outcome | str | None = None,
+        score: float | None = None,
+        comment: str | None = None,
+    ) -> Trace:
+        """Attach an outcome to a saved trace (reflection uses it; counters of cited behaviors move)."""
+        trace = self.store.get_trace(trace_id)
+        fields: dict[str, Any] = {}
+        if outcome is not None:
+            fields["outcome"] = Outcome(outcome)
+        if score is not None:
+            fields["score"] = float(score)
+        if comment is not None:
+            fields["feedback"] = comment
+        if fields:
+            self.store.update_trace_fields(trace_id, **fields)  # type: ignore[attr-defined]
+        new_outcome = fields.get("outcome")
+        if new_outcome is not None and new_outcome != trace.outcome and trace.cited:
+            counter = {Outcome.SUCCESS: "helped", Outcome.FAILURE: "hurt"}.get(new_outcome)
+            if counter:
+                self.store.increment(trace.namespace, trace.cited, counter)
+        return self.store.get_trace(trace_id)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the reflection worker (a trace it holds is reclaimed later) and release the store."""
+        if self._worker is not None:
+            self._worker.stop()
+        if self._llm is not None:
+            self._llm.close()
+        self.store.close()
+
+    def __enter__(self) -> BehaviorMemory:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"BehaviorMemory(namespace={self.namespace!r}, store={getattr(self.store, 'path', self.store)!s})"

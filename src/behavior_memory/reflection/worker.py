@@ -1,0 +1,207 @@
+"""Reflect saved traces off the agent's hot path.
+
+``ReflectionService.process`` reflects one claimed trace and records what happened on it: minted
+behaviors, or the reason it failed. ``ReflectionWorker`` is a background thread that claims
+pending traces and processes them with bounded concurrency. Nothing here raises into the agent:
+with the model server down the trace goes back to pending and the worker backs off; a process
+killed mid-reflection leaves the trace claimed, and its lease expiring makes it claimable again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+
+from ..errors import LLMConnectionError, LLMError, LLMTimeoutError
+from ..store.base import HandbookStore
+from ..types import ReflectionStatus, Trace
+from .curator import Curator
+from .reflector import Reflector
+
+__all__ = ["ReflectionService", "ReflectionWorker", "TraceResult"]
+
+log = logging.getLogger(__name__)
+
+
+class TraceResult(StrEnum):
+    MINTED = "minted"  # reflected; behaviors added or merged
+    EMPTY = "empty"  # reflected; nothing valid proposed
+    ALREADY = "already"  # an earlier (crashed) reflection of this trace had landed
+    RETRY = "retry"  # failed, back to pending
+    FAILED = "failed"  # failed for the last allowed time
+    SERVER_DOWN = "server_down"  # model unreachable or too slow; back to pending
+
+
+class ReflectionService:
+    """Reflects one trace at a time and writes the outcome onto the trace."""
+
+    def __init__(self, store: HandbookStore, reflector: Reflector, curator: Curator, *, max_attempts: int = 3) -> None:
+        self.store = store
+        self.reflector = reflector
+        self.curator = curator
+        self.max_attempts = max_attempts
+        self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, key: str, by: int = 1) -> None:
+        with self._lock:
+            self.stats[key] += by
+
+    def _set(self, trace: Trace, **fields: object) -> None:
+        self.store.update_trace_fields(trace.id, **fields)  # type: ignore[attr-defined]
+
+    def process(self, trace: Trace) -> TraceResult:
+        """Reflect ``trace`` (already claimed) and store the result; never raises."""
+        try:
+            return self._process(trace)
+        except Exception as exc:  # a bug or a store failure: keep the worker alive, keep the reason
+            log.exception("reflection of trace %s failed unexpectedly", trace.id)
+            return self._failure(trace, f"{type(exc).__name__}: {exc}")
+
+    def _process(self, trace: Trace) -> TraceResult:
+        landed = self.curator.already_minted(trace)
+        if landed:
+            self._set(trace, reflection_status=ReflectionStatus.DONE, minted=landed, reflection_error=None)
+            self._count("already")
+            return TraceResult.ALREADY
+        try:
+            result = self.reflector.reflect(trace)
+        except (LLMConnectionError, LLMTimeoutError) as exc:
+            # Not the trace's fault: it waits, and its attempts are not used up.
+            self._set(
+                trace,
+                reflection_status=ReflectionStatus.PENDING,
+                reflection_error=str(exc),
+                reflection_attempts=max(trace.reflection_attempts - 1, 0),
+            )
+            self._count("server_down")
+            return TraceResult.SERVER_DOWN
+        except LLMError as exc:
+            return self._failure(trace, str(exc))
+        report = self.curator.mint(trace, result)
+        metadata = dict(trace.metadata)
+        metadata["reflection"] = {
+            "model": result.model,
+            "text": result.reflection,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "added": report.added,
+            "merged": report.merged,
+        }
+        self._set(
+            trace,
+            reflection_status=ReflectionStatus.DONE,
+            minted=report.names,
+            reflection_error="; ".join(result.notes) or None,
+            metadata=metadata,
+        )
+        self._count("reflected")
+        self._count("added", len(report.added))
+        self._count("merged", len(report.merged))
+        return TraceResult.MINTED if report.names else TraceResult.EMPTY
+
+    def _failure(self, trace: Trace, reason: str) -> TraceResult:
+        last = trace.reflection_attempts >= self.max_attempts
+        status = ReflectionStatus.FAILED if last else ReflectionStatus.PENDING
+        log.warning(
+            "reflection of trace %s failed (attempt %d of %d): %s",
+            trace.id,
+            trace.reflection_attempts,
+            self.max_attempts,
+            reason,
+        )
+        try:
+            self._set(trace, reflection_status=status, reflection_error=reason)
+        except Exception:  # pragma: no cover - the store is gone too; the lease will bring it back
+            log.exception("could not record the failure of trace %s", trace.id)
+        self._count("failed" if last else "retried")
+        return TraceResult.FAILED if last else TraceResult.RETRY
+
+    def run_batch(
+        self, traces: list[Trace], concurrency: int, on_done: Callable[[Trace, TraceResult], None] | None = None
+    ) -> list[TraceResult]:
+        """Process claimed traces with up to ``concurrency`` at once."""
+        if concurrency <= 1 or len(traces) <= 1:
+            results = []
+            for trace in traces:
+                results.append(self.process(trace))
+                if on_done:
+                    on_done(trace, results[-1])
+            return results
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bmem-reflect") as pool:
+            results = list(pool.map(self.process, traces))
+        if on_done:
+            for trace, result in zip(traces, results, strict=True):
+                on_done(trace, result)
+        return results
+
+
+class ReflectionWorker:
+    """A daemon thread that drains pending traces; ``notify()`` wakes it when a trace is saved."""
+
+    def __init__(
+        self,
+        service: ReflectionService,
+        *,
+        concurrency: int = 1,
+        lease_s: float = 600.0,
+        idle_s: float = 5.0,
+        max_backoff_s: float = 60.0,
+    ) -> None:
+        self.service = service
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.idle_s = idle_s
+        self.max_backoff_s = max_backoff_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="bmem-reflection-worker", daemon=True)
+            self._thread.start()
+
+    def notify(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until the worker found nothing left to reflect (True) or the timeout passed."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                traces = self.service.store.claim_pending_traces(self.concurrency, lease_s=self.lease_s)
+            except Exception:
+                log.exception("reflection worker could not claim traces; retrying")
+                traces = []
+                backoff = min(max(backoff * 2, 1.0), self.max_backoff_s)
+            if not traces:
+                self._idle.set()
+                self._wake.wait(backoff or self.idle_s)
+                self._wake.clear()
+                continue
+            results = self.service.run_batch(traces, self.concurrency)
+            if TraceResult.SERVER_DOWN in results:
+                backoff = min(max(backoff * 2, 1.0), self.max_backoff_s)
+                log.warning("model server unavailable; %d trace(s) wait; next try in %.0f s", len(traces), backoff)
+                self._idle.set()
+                self._wake.wait(backoff)
+                self._wake.clear()
+            else:
+                backoff = 0.0

@@ -1,0 +1,112 @@
+"""The YAML ``retrieval:`` section and ``build_retriever``.
+
+::
+
+    retrieval:
+      strategy: hybrid      # topic | embedding | lexical | hybrid (embedding + BM25, fused by rank)
+      k: 8                  # behaviors retrieved per query (pinned ones come on top)
+      floor: 0.2            # minimum cosine for the embedding retriever
+      token_budget: 600     # the rendered block's limit, applied at injection
+      pinned_first: true    # pinned behaviors first: a stable prompt prefix for vLLM's cache
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..embeddings.base import Embedder
+from ..store.base import HandbookStore
+from .base import Retriever
+from .embedding import EmbeddingRetriever
+from .hybrid import HybridRetriever
+from .lexical import BM25Retriever
+from .pinned import PinnedFirstRetriever
+from .snapshot import SnapshotCache
+from .topic import TopicRetriever
+
+__all__ = ["STRATEGIES", "RetrievalConfig", "build_retriever"]
+
+logger = logging.getLogger(__name__)
+
+Strategy = Literal["topic", "embedding", "lexical", "hybrid"]
+
+
+class RetrievalConfig(BaseModel):
+    """How behaviors are chosen for a prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Strategy = Field(
+        default="hybrid",
+        description="topic: every behavior of the task's topic (paper, MATH); embedding: top-k by cosine "
+        "(paper, AIME); lexical: BM25; hybrid: embedding and BM25 fused by reciprocal rank.",
+    )
+    k: int = Field(default=8, ge=1, le=1000, description="Behaviors retrieved per query.")
+    floor: float = Field(
+        default=0.2,
+        ge=-1.0,
+        le=1.0,
+        description="Minimum cosine similarity for the embedding retriever (MiniLM scores a question "
+        "against a matching procedure around 0.2-0.4; raise it for stricter matches).",
+    )
+    token_budget: int = Field(default=600, ge=0, description="Most tokens the behavior block may take.")
+    pinned_first: bool = Field(
+        default=True, description="Put pinned behaviors first, in name order (a stable, cacheable prefix)."
+    )
+
+
+def _topic(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    return TopicRetriever(store, snapshots=s)
+
+
+def _lexical(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    return BM25Retriever(store, snapshots=s)
+
+
+def _embedding(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    assert embedder is not None
+    return EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s)
+
+
+def _hybrid(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    assert embedder is not None
+    return HybridRetriever(
+        [EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s), BM25Retriever(store, snapshots=s)]
+    )
+
+
+#: strategy -> (needs an embedder, factory)
+STRATEGIES: dict[
+    str, tuple[bool, Callable[[RetrievalConfig, HandbookStore, Embedder | None, SnapshotCache], Retriever]]
+] = {
+    "topic": (False, _topic),
+    "lexical": (False, _lexical),
+    "embedding": (True, _embedding),
+    "hybrid": (True, _hybrid),
+}
+
+
+def build_retriever(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None) -> Retriever:
+    """The retriever ``cfg`` describes over ``store``.
+
+    A strategy that needs an embedder falls back to lexical (BM25) when there is none, with a WARNING.
+    The retrievers built here share one in-memory snapshot of the handbook.
+    """
+    strategy: str = cfg.strategy
+    needs_embedder, _ = STRATEGIES[strategy]
+    if needs_embedder and embedder is None:
+        logger.warning(
+            "retrieval strategy %r needs an embedder but embeddings are off (provider: none); "
+            "using lexical (BM25) retrieval",
+            strategy,
+        )
+        strategy = "lexical"
+    snapshots = SnapshotCache(store)
+    retriever = STRATEGIES[strategy][1](cfg, store, embedder, snapshots)
+    if cfg.pinned_first:
+        retriever = PinnedFirstRetriever(retriever, store, snapshots=snapshots)
+    return retriever

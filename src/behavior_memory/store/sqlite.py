@@ -1,0 +1,456 @@
+"""``SQLiteStore``: the default handbook store, one file on disk.
+
+Safe with many threads and many processes on one file: WAL mode, one connection per thread,
+every write in a ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front, so two writers
+never deadlock on a lock upgrade), and a bounded retry when SQLite says the file is busy, so
+"database is locked" never reaches the caller while other writers make progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import (
+    InvalidBehaviorError,
+    NotFoundError,
+    StoreCorruptedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from ..types import Behavior, BehaviorStatus, ReflectionStatus, Step, Trace, utcnow
+from .base import CounterName, Vectors
+from .sqlite_migrations import MIGRATIONS
+from .sqlite_rows import (
+    BEHAVIOR_COLUMNS,
+    TRACE_COLUMNS,
+    behavior_from_row,
+    behavior_row,
+    blob,
+    encode,
+    trace_from_row,
+    trace_row,
+)
+
+__all__ = ["SQLiteStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_COUNTERS = frozenset({"shown", "cited", "helped", "hurt"})
+_BUSY_BUDGET_S = 120.0  # how long a write keeps retrying a busy file before giving up
+
+
+class SQLiteStore:
+    """A handbook in one SQLite file (see the module docstring for the concurrency rules)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path).expanduser()
+        self._busy_timeout_ms = int(busy_timeout_s * 1000)
+        self._local = threading.local()
+        self._all_connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if not self.path.parent.is_dir():
+            raise StoreUnavailableError(
+                f"cannot open the handbook {self.path}: directory {self.path.parent} does not exist "
+                "(create it, or fix store.path in the configuration)",
+                path=str(self.path),
+            )
+        self._migrate()
+
+    # --- connections and transactions -------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._wrap(exc, "open") from exc
+        if str(mode).lower() != "wal":
+            log.warning("SQLite at %s runs in %s mode, not WAL; concurrent writers will wait", self.path, mode)
+        self._local.conn = conn
+        with self._lock:
+            self._all_connections.append(conn)
+        return conn
+
+    def _wrap(self, exc: sqlite3.Error, action: str) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "file is encrypted" in text
+        ):
+            return StoreCorruptedError(
+                f"the handbook file {self.path} is not a readable SQLite database ({text}); "
+                "it was left untouched: restore it from a backup or point store.path elsewhere",
+                path=str(self.path),
+            )
+        if "readonly" in text or "unable to open" in text or "permission" in text.lower():
+            return StoreUnavailableError(
+                f"cannot {action} the handbook {self.path}: {text} (check that the file and its "
+                "directory exist and are writable)",
+                path=str(self.path),
+            )
+        return StoreError(f"handbook {self.path}: {action} failed: {text}", path=str(self.path))
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "read") from exc
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one IMMEDIATE transaction, retrying while another writer holds the file."""
+        conn = self._connect()
+        deadline = time.monotonic() + _BUSY_BUDGET_S
+        delay = 0.01
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+                if busy and time.monotonic() < deadline:
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 0.5)
+                    continue
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise self._wrap(exc, "write") from exc
+                raise
+
+    def _migrate(self) -> None:
+        with self._read() as conn:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"the handbook {self.path} has schema version {current}, newer than this version of "
+                f"behavior-memory knows ({len(MIGRATIONS)}): upgrade behavior-memory",
+                path=str(self.path),
+            )
+        if current == len(MIGRATIONS):
+            return
+
+        def apply(conn: sqlite3.Connection) -> None:
+            # Re-read inside the lock: another process may have migrated meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                log.info("handbook %s migrated to schema version %d", self.path, number)
+
+        self._write(apply)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all_connections:
+                try:
+                    conn.close()
+                except sqlite3.Error:  # pragma: no cover - closing is best effort
+                    pass
+            self._all_connections.clear()
+        self._local = threading.local()
+
+    # --- behaviors ---------------------------------------------------------------------------
+    def _insert(self, conn: sqlite3.Connection, b: Behavior, vector: npt.NDArray[np.float32] | None) -> None:
+        try:
+            conn.execute(
+                f"INSERT INTO behaviors ({BEHAVIOR_COLUMNS}, vector) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*behavior_row(b), blob(vector)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise InvalidBehaviorError(
+                f"a behavior named {b.name!r} already exists in namespace {b.namespace!r}"
+            ) from exc
+        _bump(conn, b.namespace)
+
+    def put_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
+        self._write(lambda conn: self._insert(conn, behavior, vector))
+        return behavior
+
+    def put_behaviors(self, items: Sequence[tuple[Behavior, npt.NDArray[np.float32] | None]]) -> list[Behavior]:
+        def insert_all(conn: sqlite3.Connection) -> None:
+            for behavior, vector in items:
+                self._insert(conn, behavior, vector)
+
+        self._write(insert_all)
+        return [behavior for behavior, _ in items]
+
+    def get_behavior(self, namespace: str, key: str) -> Behavior:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)",
+                (namespace, key, key),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
+        return behavior_from_row(row)
+
+    def get_vector(self, namespace: str, key: str) -> npt.NDArray[np.float32] | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT vector FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)",
+                (namespace, key, key),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
+        return None if row[0] is None else np.frombuffer(row[0], dtype=np.float32)
+
+    def update_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
+        updated = behavior.model_copy(update={"version": behavior.version + 1, "updated_at": utcnow()})
+
+        def update(conn: sqlite3.Connection) -> None:
+            row = behavior_row(updated)
+            assignments = ", ".join(f"{col.strip()} = ?" for col in BEHAVIOR_COLUMNS.split(",")[1:])
+            params: list[Any] = list(row[1:])
+            sql = f"UPDATE behaviors SET {assignments}"
+            if vector is not None:
+                sql += ", vector = ?"
+                params.append(blob(vector))
+            cursor = conn.execute(sql + " WHERE id = ? AND namespace = ?", (*params, updated.id, updated.namespace))
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no behavior {updated.id!r} in namespace {updated.namespace!r}")
+            _bump(conn, updated.namespace)
+
+        try:
+            self._write(update)
+        except sqlite3.IntegrityError as exc:
+            raise InvalidBehaviorError(
+                f"a behavior named {updated.name!r} already exists in namespace {updated.namespace!r}"
+            ) from exc
+        return updated
+
+    def set_vectors(self, namespace: str, vectors: dict[str, npt.NDArray[np.float32]]) -> None:
+        """Replace the vectors of the given behavior ids (used when the embedder changes)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE behaviors SET vector = ? WHERE id = ? AND namespace = ?",
+                [(blob(v), bid, namespace) for bid, v in vectors.items()],
+            )
+            _bump(conn, namespace)
+
+        self._write(write)
+
+    def delete_behavior(self, namespace: str, key: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "DELETE FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)", (namespace, key, key)
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
+            _bump(conn, namespace)
+
+        self._write(delete)
+
+    def list_behaviors(
+        self,
+        namespace: str,
+        *,
+        statuses: Iterable[BehaviorStatus] | None = None,
+        topic: str | None = None,
+        limit: int | None = None,
+    ) -> list[Behavior]:
+        sql = f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE namespace = ?"
+        params: list[Any] = [namespace]
+        if statuses is not None:
+            wanted = [str(s) for s in statuses]
+            sql += f" AND status IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        if topic is not None:
+            sql += " AND topic = ?"
+            params.append(topic)
+        sql += " ORDER BY name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self._read() as conn:
+            return [behavior_from_row(row) for row in conn.execute(sql, params)]
+
+    def count_behaviors(self, namespace: str | None = None) -> int:
+        with self._read() as conn:
+            if namespace is None:
+                return int(conn.execute("SELECT COUNT(*) FROM behaviors").fetchone()[0])
+            return int(conn.execute("SELECT COUNT(*) FROM behaviors WHERE namespace = ?", (namespace,)).fetchone()[0])
+
+    def vectors(self, namespace: str) -> Vectors:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id, vector FROM behaviors WHERE namespace = ? AND vector IS NOT NULL ORDER BY name",
+                (namespace,),
+            ).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        dims = {len(row[1]) for row in rows}
+        if len(dims) > 1:  # mixed embedders: keep the most common size, the rest will be re-embedded
+            common = max(dims, key=lambda d: sum(len(r[1]) == d for r in rows))
+            rows = [row for row in rows if len(row[1]) == common]
+        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+        return [row[0] for row in rows], matrix
+
+    def increment(self, namespace: str, names: Iterable[str], counter: CounterName, by: int = 1) -> None:
+        if counter not in _COUNTERS:
+            raise ValueError(f"unknown counter {counter!r}; expected one of {sorted(_COUNTERS)}")
+        unique = sorted(set(names))
+        if not unique:
+            return
+        self._write(
+            lambda conn: conn.executemany(
+                f"UPDATE behaviors SET {counter} = {counter} + ? WHERE namespace = ? AND name = ?",
+                [(by, namespace, name) for name in unique],
+            )
+        )
+
+    def change_token(self, namespace: str) -> int:
+        with self._read() as conn:
+            row = conn.execute("SELECT version FROM namespace_versions WHERE namespace = ?", (namespace,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def namespaces(self) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT namespace FROM behaviors UNION SELECT namespace FROM traces ORDER BY 1"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        )
+
+    # --- traces ------------------------------------------------------------------------------
+    def put_trace(self, trace: Trace) -> Trace:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT OR REPLACE INTO traces ({TRACE_COLUMNS}, claimed_at) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                trace_row(trace),
+            )
+            conn.execute("DELETE FROM steps WHERE trace_id = ?", (trace.id,))
+            conn.executemany(
+                "INSERT INTO steps (trace_id, idx, data) VALUES (?, ?, ?)",
+                [(trace.id, i, step.model_dump_json()) for i, step in enumerate(trace.steps)],
+            )
+
+        self._write(write)
+        return trace
+
+    def update_trace_fields(self, trace_id: str, **fields: Any) -> None:
+        """Change a few top-level fields of a trace without rewriting its steps."""
+        allowed = {
+            "outcome",
+            "score",
+            "feedback",
+            "cited",
+            "shown",
+            "reflection_status",
+            "reflection_error",
+            "reflection_attempts",
+            "minted",
+            "metadata",
+            "answer",
+            "finished_at",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update trace fields {sorted(unknown)}")
+        encoded = {key: encode(value) for key, value in fields.items()}
+        if "reflection_status" in fields and fields["reflection_status"] != ReflectionStatus.RUNNING:
+            encoded["claimed_at"] = None
+        assignments = ", ".join(f"{key} = ?" for key in encoded)
+
+        def write(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(f"UPDATE traces SET {assignments} WHERE id = ?", (*encoded.values(), trace_id))
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no trace {trace_id!r}")
+
+        self._write(write)
+
+    def get_trace(self, trace_id: str) -> Trace:
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {TRACE_COLUMNS} FROM traces WHERE id = ?", (trace_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no trace {trace_id!r}")
+            steps = conn.execute("SELECT data FROM steps WHERE trace_id = ? ORDER BY idx", (trace_id,)).fetchall()
+        return trace_from_row(row, [Step.model_validate_json(s[0]) for s in steps])
+
+    def list_traces(
+        self, namespace: str | None = None, *, status: ReflectionStatus | None = None, limit: int = 50
+    ) -> list[Trace]:
+        sql = f"SELECT {TRACE_COLUMNS} FROM traces WHERE 1 = 1"
+        params: list[Any] = []
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            params.append(namespace)
+        if status is not None:
+            sql += " AND reflection_status = ?"
+            params.append(str(status))
+        sql += " ORDER BY created_at DESC, id LIMIT ?"
+        params.append(int(limit))
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [trace_from_row(row, []) for row in rows]  # steps are loaded by get_trace
+
+    def count_traces(self, status: ReflectionStatus | None = None) -> int:
+        with self._read() as conn:
+            if status is None:
+                return int(conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
+            return int(
+                conn.execute("SELECT COUNT(*) FROM traces WHERE reflection_status = ?", (str(status),)).fetchone()[0]
+            )
+
+    def claim_pending_traces(self, limit: int, *, lease_s: float = 600.0) -> list[Trace]:
+        now = time.time()
+
+        def claim(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT id FROM traces WHERE reflection_status = 'pending' "
+                "OR (reflection_status = 'running' AND claimed_at < ?) ORDER BY created_at LIMIT ?",
+                (now - lease_s, int(limit)),
+            ).fetchall()
+            ids = [row[0] for row in rows]
+            conn.executemany(
+                "UPDATE traces SET reflection_status = 'running', claimed_at = ?, "
+                "reflection_attempts = reflection_attempts + 1 WHERE id = ?",
+                [(now, trace_id) for trace_id in ids],
+            )
+            return ids
+
+        return [self.get_trace(trace_id) for trace_id in self._write(claim)]
+
+
+def _bump(conn: sqlite3.Connection, namespace: str) -> None:
+    conn.execute(
+        "INSERT INTO namespace_versions (namespace, version) VALUES (?, 1) "
+        "ON CONFLICT (namespace) DO UPDATE SET version = version + 1",
+        (namespace,),
+    )
