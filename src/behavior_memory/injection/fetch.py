@@ -1,4 +1,4 @@
-"""Fetching a task's behavior block within a time budget, and choosing the task's namespace.
+"""Fetching a task's behavior block within a time budget, for every integration.
 
 A retrieval that fails or runs late means no block for that task (one WARNING log line), never a
 broken agent.
@@ -9,57 +9,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..errors import InvalidInputError
-from ..types import validate_namespace
 from .render import RenderedBlock
 from .tokens import count_tokens
 
 if TYPE_CHECKING:
     from ..memory import BehaviorMemory
 
-__all__ = ["BlockFetcher", "Fetched", "resolve_namespace"]
+__all__ = ["MAX_QUERY_CHARS", "BlockFetcher", "Fetched"]
 
-log = logging.getLogger("behavior_memory.adapters.langchain")
+log = logging.getLogger(__name__)
 
 #: Longest query handed to retrieval: the last user message can be a pasted document.
 MAX_QUERY_CHARS = 4_000
-
-
-def _lookup(source: Any, key: str) -> Any:
-    if source is None:
-        return None
-    if isinstance(source, Mapping):
-        return source.get(key)
-    return getattr(source, key, None)
-
-
-def resolve_namespace(base: str, *, context: Any = None, metadata: Mapping[str, Any] | None = None) -> str:
-    """The namespace of one task.
-
-    ``namespace`` (in the runtime context, else in the config metadata) is used as given;
-    ``user_id`` is appended to ``base`` (``acme/bot`` + ``alice`` -> ``acme/bot/alice``), so one
-    deployment serves many users without sharing their behaviors; otherwise ``base``.
-    """
-    for source in (context, metadata):
-        explicit = _lookup(source, "namespace")
-        if explicit:
-            return validate_namespace(str(explicit))
-    for source in (context, metadata):
-        user = _lookup(source, "user_id")
-        if user is not None and str(user) != "":
-            try:
-                return validate_namespace(f"{base}/{user}")
-            except InvalidInputError as exc:
-                raise InvalidInputError(
-                    f"user_id {user!r} cannot be a namespace segment: use letters, digits and _.:@+- only"
-                ) from exc
-    return base
 
 
 @dataclass(frozen=True, slots=True)

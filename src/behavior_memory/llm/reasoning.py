@@ -18,7 +18,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["extract_reasoning", "message_field", "split_think_tags"]
+__all__ = ["REASONING_FIELDS", "extract_reasoning", "message_field", "reasoning_field", "split_think_tags"]
+
+#: Where servers and frameworks put a model's thoughts, in the order we trust them.
+REASONING_FIELDS = ("reasoning", "reasoning_content", "thinking")
 
 _OPEN = "<think>"
 _CLOSE = "</think>"
@@ -38,6 +41,20 @@ def message_field(message: Any, name: str) -> Any:
         if isinstance(extra, Mapping):
             value = extra.get(name)
     return value
+
+
+def reasoning_field(*sources: Any) -> str | None:
+    """The first non-empty reasoning text among the ``REASONING_FIELDS`` of ``sources`` (dicts or messages).
+
+    The one place every integration reads reasoning from: our client, LangChain's
+    ``additional_kwargs`` and LlamaIndex's ``additional_kwargs`` all go through it.
+    """
+    for name in REASONING_FIELDS:
+        for source in sources:
+            value = message_field(source, name)
+            if isinstance(value, str) and value.strip():
+                return value
+    return None
 
 
 def split_think_tags(content: str | None) -> tuple[str, str | None]:
@@ -82,8 +99,7 @@ def extract_reasoning(message: Any) -> tuple[str, str | None]:
     """
     content = message_field(message, "content")
     text = content if isinstance(content, str) else ""
-    for name in ("reasoning", "reasoning_content"):
-        value = message_field(message, name)
-        if isinstance(value, str) and value:
-            return text, value
+    reasoning = reasoning_field(message)
+    if reasoning is not None:
+        return text, reasoning
     return split_think_tags(text)

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from ..types import Outcome, Step, TokenUsage, Trace, utcnow
+from .text import MAX_ERROR_CHARS, clip, json_safe
 
 __all__ = ["TraceRecorder"]
 
@@ -78,16 +79,19 @@ class TraceRecorder:
         latency_s: float | None = None,
         error: str | None = None,
     ) -> Step:
-        """Record one model call: the messages sent, the text returned and its token usage."""
+        """Record one model call: the messages sent, the text returned and its token usage.
+
+        Texts longer than ``text.MAX_RECORDED_CHARS`` are clipped here, the same for every integration.
+        """
         step = Step(
             kind="model",
             messages=_json_safe_messages(messages),
-            output=output,
-            reasoning=reasoning,
+            output=None if output is None else clip(output),
+            reasoning=None if reasoning is None else clip(reasoning),
             usage=TokenUsage.from_any(usage),
             model=model,
             latency_s=latency_s,
-            error=error,
+            error=None if error is None else clip(error, MAX_ERROR_CHARS),
         )
         with self._lock:
             self.trace.steps.append(step)
@@ -106,9 +110,9 @@ class TraceRecorder:
         step = Step(
             kind="tool",
             name=name,
-            args=dict(args or {}),
-            result=None if result is None else str(result),
-            error=error,
+            args=json_safe(dict(args or {})),
+            result=None if result is None else clip(str(result)),
+            error=None if error is None else clip(error, MAX_ERROR_CHARS),
             latency_s=latency_s,
         )
         with self._lock:

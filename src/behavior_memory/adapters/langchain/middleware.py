@@ -30,8 +30,9 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from ...injection.fetch import BlockFetcher, Fetched, resolve_namespace
+from ...injection.fetch import BlockFetcher, Fetched
 from ...memory import BehaviorMemory
+from ...recording.namespaces import task_namespace
 from ...recording.recorder import TraceRecorder
 from ...types import Outcome, Trace
 from ._messages import (
@@ -129,7 +130,7 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
             metadata = get_config().get("metadata") or {}
         except RuntimeError:  # outside a runnable context (a hook called by hand)
             pass
-        return resolve_namespace(self.namespace, context=getattr(runtime, "context", None), metadata=metadata)
+        return task_namespace(self.namespace, getattr(runtime, "context", None), metadata)
 
     def _open_task(self, query: str, namespace: str, fetched: Fetched) -> dict[str, Any]:
         recorder = self.memory.trace(

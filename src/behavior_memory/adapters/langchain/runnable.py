@@ -36,8 +36,9 @@ from langchain_core.runnables import (
 from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 
 from ...errors import InvalidInputError
-from ...injection.fetch import BlockFetcher, resolve_namespace
+from ...injection.fetch import BlockFetcher
 from ...memory import BehaviorMemory
+from ...recording.namespaces import task_namespace
 from ...types import Trace
 from ._messages import task_text, with_block
 from .tracer import BehaviorTracer
@@ -172,7 +173,7 @@ class BehaviorRunnable(Runnable[Any, Any]):
 
     # --- one call ------------------------------------------------------------------------------------
     def _namespace(self, config: RunnableConfig) -> str:
-        return resolve_namespace(self.namespace, metadata=config.get("metadata") or {})
+        return task_namespace(self.namespace, config.get("metadata") or {})
 
     def _start(
         self,

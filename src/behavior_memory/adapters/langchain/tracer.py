@@ -23,8 +23,8 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 
-from ...injection.fetch import resolve_namespace
 from ...memory import BehaviorMemory
+from ...recording.namespaces import task_namespace
 from ...recording.recorder import TraceRecorder
 from ...types import Outcome, Trace
 from ._messages import MessageLog, clip, output_text, reasoning_text, task_text, tool_outcome
@@ -162,7 +162,7 @@ class BehaviorTracer(BaseTracer):
     def build(self, run: Run) -> Trace:
         """The ``Trace`` of one finished root run (not saved)."""
         meta = run.extra.get("metadata") or {}
-        namespace = resolve_namespace(self.namespace, metadata=meta) if self.namespace_from_metadata else self.namespace
+        namespace = task_namespace(self.namespace, meta) if self.namespace_from_metadata else self.namespace
         task = self.task if self.task is not None else task_text(run.inputs)
         recorder = self.memory.trace(
             task=clip(task),
