@@ -16,6 +16,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +28,7 @@ from .errors import NotFoundError
 from .handbook import Handbook
 from .injection.render import RenderedBlock, parse_citations, render_block
 from .llm.client import LLMClient
+from .recording.capture import CapturedTraces, capture, note_trace
 from .recording.recorder import TraceRecorder
 from .reflection.curator import Curator
 from .reflection.reflector import Reflector
@@ -35,7 +37,7 @@ from .retrieval.base import Retriever, ScoredBehavior
 from .retrieval.config import build_retriever
 from .store.base import HandbookStore
 from .store.sqlite import SQLiteStore
-from .types import Outcome, ReflectionStatus, Trace, validate_namespace
+from .types import Outcome, ReflectionStatus, Trace, normalize_trace_id, validate_namespace
 
 __all__ = ["BehaviorMemory"]
 
@@ -122,18 +124,33 @@ class BehaviorMemory:
         topic: str | None = None,
         hits: Iterable[Any] = (),
         metadata: dict[str, Any] | None = None,
+        trace_id: str | None = None,
     ) -> TraceRecorder:
         """Start recording one task; use as ``with memory.trace(task=...) as t:``.
 
         ``hits`` are the behaviors shown in this task's prompt. On exit the trace is saved, the
-        ``shown`` and ``cited`` counters move, and the trace waits for reflection.
+        ``shown`` and ``cited`` counters move, and the trace waits for reflection. Every integration
+        opens its traces here, so ``capture()`` sees them all. ``trace_id`` (32 hex digits, or a
+        UUID in any form) chooses the id.
         """
-        recorder = TraceRecorder(
-            Trace(task=task, namespace=namespace or self.namespace, topic=topic, metadata=dict(metadata or {})),
-            self._save_trace,
-        )
+        trace = Trace(task=task, namespace=namespace or self.namespace, topic=topic, metadata=dict(metadata or {}))
+        if trace_id is not None:
+            trace.id = normalize_trace_id(trace_id)
+        recorder = TraceRecorder(trace, self._save_trace)
         recorder.show(hits)
+        note_trace(trace.id)
         return recorder
+
+    def capture(self) -> AbstractContextManager[CapturedTraces]:
+        """Collect the ids of the traces opened in a ``with`` block, by any adapter or ``trace()``.
+
+        The one way to learn a run's trace id, the same in every integration::
+
+            with memory.capture() as run:
+                agent.invoke({"messages": [("user", "What is 17 * 23?")]})
+            memory.feedback(run.trace_id, outcome="success")
+        """
+        return capture()
 
     def _save_trace(self, trace: Trace) -> Trace:
         outputs = "\n".join(step.output or "" for step in trace.steps if step.kind == "model")

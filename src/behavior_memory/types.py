@@ -30,6 +30,7 @@ __all__ = [
     "Trace",
     "new_id",
     "normalize_behavior_name",
+    "normalize_trace_id",
     "utcnow",
     "validate_behavior_name",
     "validate_instruction",
@@ -49,6 +50,14 @@ def utcnow() -> datetime:
 def new_id() -> str:
     """A random id; hex keeps it safe in file names, URLs and SQL."""
     return uuid.uuid4().hex
+
+
+def normalize_trace_id(value: str) -> str:
+    """A trace id in its one format, 32 lower-case hex digits; a UUID in any spelling is accepted."""
+    try:
+        return uuid.UUID(str(value).strip()).hex
+    except ValueError as exc:
+        raise InvalidInputError(f"trace id {value!r} is not 32 hex digits or a UUID") from exc
 
 
 def validate_behavior_name(name: str) -> str:
