@@ -9,18 +9,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .render import RenderedBlock
 from .tokens import count_tokens
 
 if TYPE_CHECKING:
-    from ..memory import BehaviorMemory
+    from ..retrieval.base import ScoredBehavior
 
-__all__ = ["MAX_QUERY_CHARS", "BlockFetcher", "Fetched"]
+
+class BlockSource(Protocol):
+    """What the fetcher needs of a ``BehaviorMemory``: retrieval and rendering (no upward import)."""
+
+    def retrieve(
+        self, query: str, *, k: int | None = ..., namespace: str | None = ..., topic: str | None = ...
+    ) -> list[ScoredBehavior]: ...
+
+    async def aretrieve(
+        self, query: str, *, k: int | None = ..., namespace: str | None = ..., topic: str | None = ...
+    ) -> list[ScoredBehavior]: ...
+
+    def render(self, hits: Iterable[Any], *, token_budget: int | None = ...) -> RenderedBlock: ...
+
+
+__all__ = ["MAX_QUERY_CHARS", "BlockFetcher", "BlockSource", "Fetched"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +65,7 @@ class BlockFetcher:
 
     def __init__(
         self,
-        memory: BehaviorMemory,
+        memory: BlockSource,
         *,
         k: int | None = None,
         topic: str | None = None,

@@ -14,16 +14,29 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..types import Outcome, Trace
 from .recorder import TraceRecorder
 from .text import error_text
 
-if TYPE_CHECKING:
-    from ..memory import BehaviorMemory
 
-__all__ = ["OpenTask", "TaskRegistry", "save_quietly"]
+class TraceOpener(Protocol):
+    """What the registry needs of a ``BehaviorMemory``: opening a trace (no upward import)."""
+
+    def trace(
+        self,
+        task: str,
+        *,
+        namespace: str | None = ...,
+        topic: str | None = ...,
+        hits: Iterable[Any] = ...,
+        metadata: dict[str, Any] | None = ...,
+        trace_id: str | None = ...,
+    ) -> TraceRecorder: ...
+
+
+__all__ = ["OpenTask", "TaskRegistry", "TraceOpener", "save_quietly"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +80,7 @@ class TaskRegistry:
 
     def __init__(
         self,
-        memory: BehaviorMemory,
+        memory: TraceOpener,
         *,
         adapter: str,
         abandon_after_s: float = 3600.0,
