@@ -1,7 +1,7 @@
 """``BehaviorMemory``: the one object users hold.
 
-It ties the store, the embedder, the retriever and (later) the reflection worker together, built
-from one YAML file or from defaults::
+It ties the store, the embedder, the retriever and the reflection pipeline (reflector, curator,
+background worker) together, built from one YAML file or from defaults::
 
     memory = BehaviorMemory.from_yaml("behavior-memory.yaml")   # or BehaviorMemory()
     hits = memory.retrieve("How many integers below 100 are divisible by 3 or 5?")

@@ -117,7 +117,7 @@ class CurationConfig(_Section):
     approval: Literal["auto", "manual"] = Field(
         default="auto",
         description="auto: minted behaviors are active at once; manual: they wait as candidates "
-        "for `bmem behaviors approve`.",
+        "until `bmem behaviors set-status KEY --status active` approves them.",
     )
 
 

@@ -211,20 +211,6 @@ class Reflector:
         )
         return self._result(first, parsed, second)
 
-    async def areflect(self, trace: Trace) -> ReflectionResult:
-        """Async twin of ``reflect``."""
-        first = await self.client.achat(
-            self.reflection_messages(trace), max_tokens=self.reflection_max_tokens, extra_body=self.extra_body
-        )
-        parsed, second = await self.client.achat_json(
-            self.extraction_messages(first.content),
-            self.schema,
-            name="behaviors",
-            max_tokens=self.extraction_max_tokens,
-            extra_body=self.extra_body,
-        )
-        return self._result(first, parsed, second)
-
     def _result(self, first: ChatResult, parsed: Extraction, second: ChatResult) -> ReflectionResult:
         notes: list[str] = []
         candidates: list[Candidate] = []
