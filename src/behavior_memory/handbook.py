@@ -121,10 +121,6 @@ class Handbook:
         )
         return self.store.put_behavior(behavior, self._embed([behavior])[0])
 
-    def add_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
-        """Store a ready ``Behavior`` (embedding it unless ``vector`` is given)."""
-        return self.store.put_behavior(behavior, vector if vector is not None else self._embed([behavior])[0])
-
     def get(self, key: str, *, namespace: str | None = None) -> Behavior:
         """By id or name; raises ``NotFoundError``."""
         return self.store.get_behavior(namespace or self.namespace, key)
