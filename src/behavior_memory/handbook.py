@@ -76,10 +76,9 @@ class Handbook:
     def _check_embedder(self) -> None:
         """Re-embed every stored behavior when the configured embedder changed since the last run."""
         current = self._embedder_id()
-        get_meta = getattr(self.store, "get_meta", None)
-        if current is None or get_meta is None:
+        if current is None:
             return
-        previous = get_meta(_EMBEDDER_META_KEY)
+        previous = self.store.get_meta(_EMBEDDER_META_KEY)
         if previous == current:
             return
         if previous is not None or self.store.count_behaviors() > 0:
@@ -88,10 +87,10 @@ class Handbook:
                 behaviors = self.store.list_behaviors(namespace)
                 if behaviors:
                     vectors = self._embed(behaviors)
-                    self.store.set_vectors(  # type: ignore[attr-defined]
+                    self.store.set_vectors(
                         namespace, {b.id: v for b, v in zip(behaviors, vectors, strict=True) if v is not None}
                     )
-        self.store.set_meta(_EMBEDDER_META_KEY, current)  # type: ignore[attr-defined]
+        self.store.set_meta(_EMBEDDER_META_KEY, current)
 
     # --- single behaviors ---------------------------------------------------------------------
     def add(

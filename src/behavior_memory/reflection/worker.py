@@ -52,7 +52,7 @@ class ReflectionService:
             self.stats[key] += by
 
     def _set(self, trace: Trace, **fields: object) -> None:
-        self.store.update_trace_fields(trace.id, **fields)  # type: ignore[attr-defined]
+        self.store.update_trace_fields(trace.id, **fields)
 
     def process(self, trace: Trace) -> TraceResult:
         """Reflect ``trace`` (already claimed) and store the result; never raises."""

@@ -1,49 +1,105 @@
-"""The ``HandbookStore`` protocol every store implements (SQLite by default, PostgreSQL later).
+"""The store contract: ``BehaviorStore``, ``TraceStore`` and ``MetaStore``, together ``HandbookStore``.
 
-Every method takes the namespace explicitly: a store never answers across namespaces.
-Vectors are float32, L2-normalised by the caller, and stored beside the behavior they embed.
+Every store implements all three (SQLite by default, ``InMemoryStore`` for tests and benches,
+PostgreSQL later); ``tests/conformance/test_store_contract.py`` runs the same checks against each.
+The rules a store must keep, beyond each method's docstring:
+
+- Namespaces: behavior methods take the namespace explicitly and never answer across namespaces;
+  a behavior's name is unique within its namespace only.
+- Errors: a missing record raises ``NotFoundError``; a duplicate name raises ``InvalidBehaviorError``;
+  vendor errors are wrapped in ``StoreError`` (or a subclass) at the store's boundary.
+- Copies: what a store returns is the caller's; changing it changes nothing stored.
+- Vectors are float32, L2-normalised by the caller, and stored beside the behavior they embed.
+- Threads: every method is safe to call from many threads at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from ..types import Behavior, BehaviorStatus, ReflectionStatus, Trace
 
-__all__ = ["CounterName", "HandbookStore", "Vectors"]
+if TYPE_CHECKING:  # numpy is only needed to spell the types; importing the contract stays cheap
+    import numpy as np
+    import numpy.typing as npt
 
+__all__ = [
+    "COUNTERS",
+    "TRACE_UPDATABLE_FIELDS",
+    "BehaviorStore",
+    "CounterName",
+    "HandbookStore",
+    "MetaStore",
+    "TraceStore",
+    "Vector",
+    "Vectors",
+]
+
+#: One behavior's embedding.
+Vector: TypeAlias = "npt.NDArray[np.float32]"
 #: ``(ids, matrix)``: row ``i`` of the float32 matrix is the vector of behavior ``ids[i]``.
-Vectors = tuple[list[str], npt.NDArray[np.float32]]
-CounterName = str  # one of: shown, cited, helped, hurt
+Vectors: TypeAlias = "tuple[list[str], npt.NDArray[np.float32]]"
+CounterName = str  # one of COUNTERS
+
+#: The usage counters of a behavior that ``increment`` may move.
+COUNTERS = frozenset({"shown", "cited", "helped", "hurt"})
+
+#: The trace fields ``update_trace_fields`` may change; the rest (id, namespace, task, steps,
+#: created_at) are fixed once the trace is saved.
+TRACE_UPDATABLE_FIELDS = frozenset(
+    {
+        "outcome",
+        "score",
+        "feedback",
+        "cited",
+        "shown",
+        "reflection_status",
+        "reflection_error",
+        "reflection_attempts",
+        "minted",
+        "metadata",
+        "answer",
+        "finished_at",
+    }
+)
 
 
 @runtime_checkable
-class HandbookStore(Protocol):
-    """Durable home of behaviors (with their vectors) and traces."""
+class BehaviorStore(Protocol):
+    """Behaviors and their vectors, one namespace at a time."""
 
-    # --- behaviors -------------------------------------------------------------------------
-    def put_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
-        """Insert a new behavior; a behavior with the same name in the namespace is an error."""
+    def put_behavior(self, behavior: Behavior, vector: Vector | None = None) -> Behavior:
+        """Insert a new behavior (with its vector, if any) and return it.
+
+        A behavior with the same name in the same namespace raises ``InvalidBehaviorError``.
+        """
         ...
 
-    def put_behaviors(self, items: Sequence[tuple[Behavior, npt.NDArray[np.float32] | None]]) -> list[Behavior]:
-        """Insert many behaviors in one transaction: all of them or none."""
+    def put_behaviors(self, items: Sequence[tuple[Behavior, Vector | None]]) -> list[Behavior]:
+        """Insert many behaviors in one transaction: all of them, or (on any error) none."""
         ...
 
     def get_behavior(self, namespace: str, key: str) -> Behavior:
-        """Fetch by id or by name; raises ``NotFoundError``."""
+        """The behavior of ``namespace`` whose id or name is ``key``; raises ``NotFoundError``."""
         ...
 
-    def update_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
-        """Replace a behavior's fields (and vector when given); bumps its version."""
+    def update_behavior(self, behavior: Behavior, vector: Vector | None = None) -> Behavior:
+        """Replace every field of the behavior with ``behavior.id`` in ``behavior.namespace``.
+
+        The stored version becomes ``behavior.version + 1`` and ``updated_at`` now; the result is
+        what was stored. The vector is replaced when given and kept otherwise. Raises
+        ``NotFoundError`` when no behavior has that id there, ``InvalidBehaviorError`` when the new
+        name is taken by another behavior of the namespace.
+        """
+        ...
+
+    def set_vectors(self, namespace: str, vectors: dict[str, Vector]) -> None:
+        """Replace the vectors of the given behavior ids (when the embedder changed); unknown ids are ignored."""
         ...
 
     def delete_behavior(self, namespace: str, key: str) -> None:
-        """Remove by id or name; raises ``NotFoundError``."""
+        """Remove the behavior whose id or name is ``key``, with its vector; raises ``NotFoundError``."""
         ...
 
     def list_behaviors(
@@ -54,32 +110,62 @@ class HandbookStore(Protocol):
         topic: str | None = None,
         limit: int | None = None,
     ) -> list[Behavior]:
-        """Behaviors of one namespace, ordered by name (deterministic)."""
+        """Behaviors of one namespace ordered by name, optionally only these statuses and this topic."""
         ...
 
-    def count_behaviors(self, namespace: str | None = None) -> int: ...
+    def count_behaviors(self, namespace: str | None = None) -> int:
+        """How many behaviors ``namespace`` holds; every namespace's when ``None``."""
+        ...
 
     def vectors(self, namespace: str) -> Vectors:
-        """Every stored vector of the namespace (rows in the order of the ids)."""
+        """The stored vectors of the namespace, rows in the order of the ids, ids ordered by behavior name.
+
+        Behaviors without a vector are left out; when vectors of several sizes are stored (an
+        embedder change under way) only those of the most common size are. An empty namespace
+        gives ``([], <0x0 matrix>)``.
+        """
         ...
 
     def increment(self, namespace: str, names: Iterable[str], counter: CounterName, by: int = 1) -> None:
-        """Add ``by`` to a counter of each named behavior, atomically; unknown names are ignored."""
+        """Add ``by`` to ``counter`` of each distinct named behavior, atomically.
+
+        Unknown names are ignored; a counter not in ``COUNTERS`` raises ``ValueError``. The
+        change token does not move: counters are statistics, and moving it would rebuild every
+        retrieval index after each task.
+        """
         ...
 
     def change_token(self, namespace: str) -> int:
-        """A number that changes whenever the namespace's behaviors change (for caches)."""
+        """A number that grows with every write to the namespace's behaviors, counters excepted.
+
+        ``0`` for a namespace never written. Caches compare it to know when to rebuild.
+        """
         ...
 
-    def namespaces(self) -> list[str]: ...
+    def namespaces(self) -> list[str]:
+        """Every namespace holding at least one behavior or trace, sorted."""
+        ...
 
-    # --- traces ----------------------------------------------------------------------------
+
+@runtime_checkable
+class TraceStore(Protocol):
+    """Traces: what each task did, and where its reflection stands."""
+
     def put_trace(self, trace: Trace) -> Trace:
-        """Insert or replace a trace, steps included, durably."""
+        """Insert or replace a trace, steps included, durably; a replaced trace loses its claim."""
         ...
 
     def get_trace(self, trace_id: str) -> Trace:
-        """Raises ``NotFoundError``."""
+        """The trace with its steps; raises ``NotFoundError``."""
+        ...
+
+    def update_trace_fields(self, trace_id: str, **fields: Any) -> None:
+        """Change a few top-level fields without rewriting the steps.
+
+        Only ``TRACE_UPDATABLE_FIELDS`` may change (others raise ``ValueError``); a missing trace
+        raises ``NotFoundError``. Setting ``reflection_status`` to anything but running ends the
+        trace's claim.
+        """
         ...
 
     def list_traces(
@@ -89,14 +175,44 @@ class HandbookStore(Protocol):
         status: ReflectionStatus | None = None,
         limit: int = 50,
     ) -> list[Trace]:
-        """Newest first."""
-        ...
+        """Up to ``limit`` traces, newest first (ties by id), without their steps (``get_trace`` has them).
 
-    def claim_pending_traces(self, limit: int, *, lease_s: float = 600.0) -> list[Trace]:
-        """Atomically mark up to ``limit`` pending traces as running and return them.
-
-        A trace claimed by a process that died becomes claimable again after ``lease_s``.
+        Only ``namespace``'s when given, every namespace's when ``None``; only those with this
+        reflection status when given.
         """
         ...
 
-    def close(self) -> None: ...
+    def count_traces(self, namespace: str | None = None, *, status: ReflectionStatus | None = None) -> int:
+        """How many traces ``list_traces`` with no limit would return."""
+        ...
+
+    def claim_pending_traces(self, limit: int, *, lease_s: float = 600.0) -> list[Trace]:
+        """Atomically mark up to ``limit`` claimable traces as running and return them, oldest first.
+
+        Claimable: pending, or running with a claim older than ``lease_s`` seconds (the process
+        that claimed it died). Claiming adds one to ``reflection_attempts``. Traces of every
+        namespace are claimed; two concurrent callers never get the same trace.
+        """
+        ...
+
+
+@runtime_checkable
+class MetaStore(Protocol):
+    """A few settings of the store itself (which embedder made the vectors), shared by all namespaces."""
+
+    def get_meta(self, key: str) -> str | None:
+        """The value set for ``key``, or ``None``."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set ``key`` to ``value``, replacing any previous value."""
+        ...
+
+
+@runtime_checkable
+class HandbookStore(BehaviorStore, TraceStore, MetaStore, Protocol):
+    """Durable home of behaviors (with their vectors), traces and meta: what the core needs."""
+
+    def close(self) -> None:
+        """Release connections; the store is not used after this."""
+        ...

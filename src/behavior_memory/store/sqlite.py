@@ -29,7 +29,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..types import Behavior, BehaviorStatus, ReflectionStatus, Step, Trace, utcnow
-from .base import CounterName, Vectors
+from .base import COUNTERS, TRACE_UPDATABLE_FIELDS, CounterName, Vectors
 from .sqlite_migrations import MIGRATIONS
 from .sqlite_rows import (
     BEHAVIOR_COLUMNS,
@@ -47,7 +47,6 @@ __all__ = ["SQLiteStore"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_COUNTERS = frozenset({"shown", "cited", "helped", "hurt"})
 _BUSY_BUDGET_S = 120.0  # how long a write keeps retrying a busy file before giving up
 
 
@@ -207,16 +206,6 @@ class SQLiteStore:
             raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
         return behavior_from_row(row)
 
-    def get_vector(self, namespace: str, key: str) -> npt.NDArray[np.float32] | None:
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT vector FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)",
-                (namespace, key, key),
-            ).fetchone()
-        if row is None:
-            raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
-        return None if row[0] is None else np.frombuffer(row[0], dtype=np.float32)
-
     def update_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
         updated = behavior.model_copy(update={"version": behavior.version + 1, "updated_at": utcnow()})
 
@@ -310,8 +299,8 @@ class SQLiteStore:
         return [row[0] for row in rows], matrix
 
     def increment(self, namespace: str, names: Iterable[str], counter: CounterName, by: int = 1) -> None:
-        if counter not in _COUNTERS:
-            raise ValueError(f"unknown counter {counter!r}; expected one of {sorted(_COUNTERS)}")
+        if counter not in COUNTERS:
+            raise ValueError(f"unknown counter {counter!r}; expected one of {sorted(COUNTERS)}")
         unique = sorted(set(names))
         if not unique:
             return
@@ -366,21 +355,7 @@ class SQLiteStore:
 
     def update_trace_fields(self, trace_id: str, **fields: Any) -> None:
         """Change a few top-level fields of a trace without rewriting its steps."""
-        allowed = {
-            "outcome",
-            "score",
-            "feedback",
-            "cited",
-            "shown",
-            "reflection_status",
-            "reflection_error",
-            "reflection_attempts",
-            "minted",
-            "metadata",
-            "answer",
-            "finished_at",
-        }
-        unknown = set(fields) - allowed
+        unknown = set(fields) - TRACE_UPDATABLE_FIELDS
         if unknown:
             raise ValueError(f"cannot update trace fields {sorted(unknown)}")
         encoded = {key: encode(value) for key, value in fields.items()}
@@ -420,13 +395,17 @@ class SQLiteStore:
             rows = conn.execute(sql, params).fetchall()
         return [trace_from_row(row, []) for row in rows]  # steps are loaded by get_trace
 
-    def count_traces(self, status: ReflectionStatus | None = None) -> int:
+    def count_traces(self, namespace: str | None = None, *, status: ReflectionStatus | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM traces WHERE 1 = 1"
+        params: list[Any] = []
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            params.append(namespace)
+        if status is not None:
+            sql += " AND reflection_status = ?"
+            params.append(str(status))
         with self._read() as conn:
-            if status is None:
-                return int(conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
-            return int(
-                conn.execute("SELECT COUNT(*) FROM traces WHERE reflection_status = ?", (str(status),)).fetchone()[0]
-            )
+            return int(conn.execute(sql, params).fetchone()[0])
 
     def claim_pending_traces(self, limit: int, *, lease_s: float = 600.0) -> list[Trace]:
         now = time.time()
