@@ -30,6 +30,7 @@ from .injection.render import RenderedBlock, parse_citations, render_block
 from .llm.client import LLMClient
 from .recording.capture import CapturedTraces, capture, note_trace
 from .recording.recorder import TraceRecorder
+from .recording.traces import TraceBook
 from .reflection.curator import Curator
 from .reflection.reflector import Reflector
 from .reflection.worker import ReflectionService, ReflectionWorker, TraceResult
@@ -66,6 +67,7 @@ class BehaviorMemory:
         self.store: HandbookStore = store
         self.embedder = embedder if embedder is not None else build_embedder(self.config.embeddings)
         self.handbook = Handbook(self.store, self.embedder, namespace=self.namespace)
+        self.traces = TraceBook(self.store, namespace=self.namespace)
         self.retriever = retriever or build_retriever(self.config.retrieval, self.store, self.embedder)
         self._llm = llm
         self._reflection: ReflectionService | None = None
@@ -265,23 +267,11 @@ class BehaviorMemory:
         score: float | None = None,
         comment: str | None = None,
     ) -> Trace:
-        """Attach an outcome to a saved trace (reflection uses it; counters of cited behaviors move)."""
-        trace = self.store.get_trace(trace_id)
-        fields: dict[str, Any] = {}
-        if outcome is not None:
-            fields["outcome"] = Outcome(outcome)
-        if score is not None:
-            fields["score"] = float(score)
-        if comment is not None:
-            fields["feedback"] = comment
-        if fields:
-            self.store.update_trace_fields(trace_id, **fields)  # type: ignore[attr-defined]
-        new_outcome = fields.get("outcome")
-        if new_outcome is not None and new_outcome != trace.outcome and trace.cited:
-            counter = {Outcome.SUCCESS: "helped", Outcome.FAILURE: "hurt"}.get(new_outcome)
-            if counter:
-                self.store.increment(trace.namespace, trace.cited, counter)
-        return self.store.get_trace(trace_id)
+        """Attach an outcome to a saved trace (reflection uses it; counters of cited behaviors move).
+
+        The same as ``memory.traces.feedback``.
+        """
+        return self.traces.feedback(trace_id, outcome=outcome, score=score, comment=comment)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -26,13 +26,13 @@ def reflect(
     if trace_ids:
         for trace_id in trace_ids:
             result = memory.reflect_trace(trace_id)
-            trace = memory.store.get_trace(trace_id)
+            trace = memory.traces.get(trace_id)
             obj.console.print(
                 f"{trace_id}: {result}; minted: {', '.join(trace.minted) or '-'}"
                 + (f"; note: {trace.reflection_error}" if trace.reflection_error else "")
             )
         return
-    pending = memory.store.count_traces(ReflectionStatus.PENDING)  # type: ignore[attr-defined]
+    pending = memory.traces.count(all_namespaces=True, status=ReflectionStatus.PENDING)  # reflection claims from all
     total = pending if limit is None else min(pending, limit)
     if total == 0:
         obj.console.print("no pending traces")

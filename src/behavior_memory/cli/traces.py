@@ -26,9 +26,7 @@ def traces() -> None:
 @pass_ctx
 def list_(obj: CliContext, status: str | None, all_namespaces: bool, limit: int, as_json: bool) -> None:
     """List traces, newest first."""
-    memory = obj.memory()
-    namespace = None if all_namespaces else memory.namespace
-    items = memory.store.list_traces(namespace, status=ReflectionStatus(status) if status else None, limit=limit)
+    items = obj.memory().traces.list(all_namespaces=all_namespaces, status=status, limit=limit)
     if as_json:
         for t in items:
             click.echo(t.model_dump_json(exclude={"steps"}))
@@ -42,7 +40,7 @@ def list_(obj: CliContext, status: str | None, all_namespaces: bool, limit: int,
 @pass_ctx
 def show(obj: CliContext, trace_id: str, as_json: bool) -> None:
     """Show one trace: its steps, usage, behaviors shown and cited, and its reflection."""
-    t = obj.memory().store.get_trace(trace_id)
+    t = obj.memory().traces.get(trace_id)
     if as_json:
         click.echo(json.dumps(t.model_dump(mode="json"), indent=2))
         return

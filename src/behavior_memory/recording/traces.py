@@ -1,0 +1,87 @@
+"""``TraceBook``: the traces of a store, read back and given feedback (``memory.traces``).
+
+Listing and counting work in one namespace (the one given, or the memory's default) unless asked
+for every namespace. A trace id names one trace in the whole store, so ``get`` and ``feedback``
+find a trace whatever its namespace: the id a run handed out is all a caller needs.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from ..store.base import HandbookStore
+from ..types import Outcome, ReflectionStatus, Trace, normalize_trace_id, validate_namespace
+
+__all__ = ["TraceBook"]
+
+#: The behavior counter an outcome moves for each behavior the trace cited.
+_OUTCOME_COUNTERS = {Outcome.SUCCESS: "helped", Outcome.FAILURE: "hurt"}
+
+
+class TraceBook:
+    """Look up, list and count saved traces, and attach outcomes to them."""
+
+    def __init__(self, store: HandbookStore, *, namespace: str) -> None:
+        self.store = store
+        self.namespace = validate_namespace(namespace)
+
+    def _scope(self, namespace: str | None, all_namespaces: bool) -> str | None:
+        return None if all_namespaces else validate_namespace(namespace or self.namespace)
+
+    def get(self, trace_id: str) -> Trace:
+        """The trace with its steps; the id may be spelled as any UUID. Raises ``NotFoundError``."""
+        return self.store.get_trace(normalize_trace_id(trace_id))
+
+    def list(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        status: ReflectionStatus | str | None = None,
+        limit: int = 50,
+    ) -> builtins.list[Trace]:
+        """Up to ``limit`` traces, newest first, without their steps (``get`` has them)."""
+        wanted = None if status is None else ReflectionStatus(status)
+        return self.store.list_traces(self._scope(namespace, all_namespaces), status=wanted, limit=limit)
+
+    def count(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        status: ReflectionStatus | str | None = None,
+    ) -> int:
+        """How many traces ``list`` would give without a limit."""
+        wanted = None if status is None else ReflectionStatus(status)
+        return self.store.count_traces(self._scope(namespace, all_namespaces), status=wanted)
+
+    def feedback(
+        self,
+        trace_id: str,
+        *,
+        outcome: Outcome | str | None = None,
+        score: float | None = None,
+        comment: str | None = None,
+    ) -> Trace:
+        """Attach an outcome, a score or a comment to a saved trace and return it as stored now.
+
+        Reflection reads them. When the outcome changes to success (or failure), every behavior
+        the trace cited gets one more ``helped`` (or ``hurt``); giving the same outcome again
+        moves nothing, so feedback can be repeated safely.
+        """
+        trace = self.get(trace_id)
+        fields: dict[str, Any] = {}
+        if outcome is not None:
+            fields["outcome"] = Outcome(outcome)
+        if score is not None:
+            fields["score"] = float(score)
+        if comment is not None:
+            fields["feedback"] = comment
+        if fields:
+            self.store.update_trace_fields(trace.id, **fields)
+        new_outcome = fields.get("outcome")
+        counter = _OUTCOME_COUNTERS.get(new_outcome) if new_outcome is not None else None
+        if counter is not None and new_outcome != trace.outcome and trace.cited:
+            self.store.increment(trace.namespace, trace.cited, counter)
+        return self.store.get_trace(trace.id)
