@@ -10,15 +10,20 @@ Install with ``pip install "behavior-memory[llamaindex]"``. Two ways in::
     await agent.run("...", memory=chat_memory)
 
     agent = wrap(agent, memory)             # or both at once, per run, for an existing agent
-    await agent.run("...")
+    with memory.capture() as run:           # the one way to a run's trace id, in every integration
+        handler = agent.run("...")
+    await handler
+    memory.feedback(run.trace_id, outcome="success")
 
 ``Memory.from_defaults`` compiles its jinja block template on every step (about 13 ms here): pass
 ``memory_blocks_template=FAST_MEMORY_BLOCKS_TEMPLATE`` (same bytes), or build the memory with
 ``behavior_chat_memory(block)`` (also keeps history in process instead of SQLite), as ``wrap`` does.
 
 Also ``LlamaIndexBehaviorRetriever`` (behaviors as ``TextNode``s) and ``BehaviorNodePostprocessor``
-(relevance floor, status filter, token budget). This is the only module tree that imports
-LlamaIndex; ``import behavior_memory`` never does.
+(relevance floor, status filter, token budget). The task lifecycle (open runs, the abandoned-run
+sweep, saving, clipping, namespaces, the block's time budget) is the core's; this package only
+translates LlamaIndex objects into it. It is the only module tree that imports LlamaIndex;
+``import behavior_memory`` never does.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from .instrumentation import (
     NAMESPACE_TAG,
     RUN_TAG,
     TOPIC_TAG,
+    USER_TAG,
     LlamaIndexInstrumentation,
     instrument,
     instrumentation_for,
@@ -49,6 +55,7 @@ __all__ = [
     "NAMESPACE_TAG",
     "RUN_TAG",
     "TOPIC_TAG",
+    "USER_TAG",
     "BehaviorMemoryAgent",
     "BehaviorMemoryBlock",
     "BehaviorNodePostprocessor",
