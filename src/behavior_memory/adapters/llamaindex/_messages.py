@@ -2,7 +2,9 @@
 
 Text, reasoning, tool calls and token usage are spread over ``ChatMessage.blocks``,
 ``ChatResponse.raw`` and ``ChatResponse.additional_kwargs`` depending on the LLM class and on
-streaming; these helpers look in each place so the rest of the adapter never has to.
+streaming; these helpers look in each place so the rest of the adapter never has to. How the
+result is written (clipping, the ``tool_call: name({...})`` line, which reasoning field wins) is
+the core's rule (``recording.text``, ``llm.reasoning``), the same as for every integration.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 
+from ...llm.reasoning import reasoning_field
+from ...recording.text import clip, json_safe, tool_call_line
 from ...types import TokenUsage
 
 __all__ = [
@@ -30,9 +34,6 @@ __all__ = [
     "response_usage",
     "user_input_text",
 ]
-
-#: Recorded message contents longer than this are cut (a long history must not bloat every step).
-MAX_MESSAGE_CHARS = 16_000
 
 
 def message_text(message: Any) -> str:
@@ -77,47 +78,55 @@ def user_input_text(user_msg: Any = None, chat_history: Iterable[Any] | None = N
     return " ".join(f"[{kind}]" for kind in kinds)
 
 
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}…[{len(text) - limit} more characters]"
+def _arguments(args: Any) -> Any:
+    """Tool arguments as data: a JSON string (OpenAI's wire form) is parsed, anything else kept safe."""
+    if isinstance(args, str):
+        try:
+            return json.loads(args) if args.strip() else {}
+        except ValueError:
+            return args
+    return json_safe(args)
 
 
 def _tool_calls(message: ChatMessage) -> list[dict[str, Any]]:
+    """The message's tool calls as ``{"name", "args", "id"}`` (the keys LangChain's records use)."""
     calls: list[dict[str, Any]] = []
     for block in message.blocks:
         if isinstance(block, ToolCallBlock):
-            calls.append({"id": block.tool_call_id, "name": block.tool_name, "arguments": block.tool_kwargs})
+            calls.append({"name": block.tool_name, "args": _arguments(block.tool_kwargs), "id": block.tool_call_id})
     if calls:
         return calls
     for call in message.additional_kwargs.get("tool_calls") or []:  # OpenAI objects or dicts
-        function = getattr(call, "function", None) or (call.get("function") if isinstance(call, dict) else None)
+        function = _get(call, "function")
         if function is not None:
-            name = getattr(function, "name", None) or (function.get("name") if isinstance(function, dict) else None)
-            args = getattr(function, "arguments", None)
-            if args is None and isinstance(function, dict):
-                args = function.get("arguments")
-            calls.append({"id": getattr(call, "id", None), "name": name, "arguments": args})
+            calls.append(
+                {
+                    "name": _get(function, "name"),
+                    "args": _arguments(_get(function, "arguments")),
+                    "id": _get(call, "id"),
+                }
+            )
     return calls
 
 
-def message_dict(message: Any, *, max_chars: int = MAX_MESSAGE_CHARS) -> dict[str, Any]:
+def _get(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def message_dict(message: Any) -> dict[str, Any]:
     """A JSON-safe ``{"role", "content", ...}`` dict; non-text blocks become ``[image]`` markers."""
     if not isinstance(message, ChatMessage):
-        return {"role": _role(message) or "unknown", "content": _clip(message_text(message), max_chars)}
+        return {"role": _role(message) or "unknown", "content": clip(message_text(message))}
     parts: list[str] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
             parts.append(block.text)
         elif not isinstance(block, ToolCallBlock | ThinkingBlock):
             parts.append(f"[{getattr(block, 'block_type', 'block')}]")
-    data: dict[str, Any] = {"role": _role(message), "content": _clip("\n".join(parts), max_chars)}
+    data: dict[str, Any] = {"role": _role(message), "content": clip("\n".join(parts))}
     calls = _tool_calls(message)
     if calls:
-        data["tool_calls"] = [
-            {**c, "arguments": c["arguments"] if isinstance(c["arguments"], str | dict) else str(c["arguments"])}
-            for c in calls
-        ]
+        data["tool_calls"] = calls
     call_id = message.additional_kwargs.get("tool_call_id")
     if call_id:
         data["tool_call_id"] = str(call_id)
@@ -125,34 +134,23 @@ def message_dict(message: Any, *, max_chars: int = MAX_MESSAGE_CHARS) -> dict[st
 
 
 def response_output(response: ChatResponse | None) -> str:
-    """The text a model call returned; a pure tool call reads as its calls, one per line."""
+    """The text a model call returned; a pure tool call reads as one ``tool_call:`` line per call."""
     if response is None:
         return ""
     text = message_text(response.message)
     if text.strip():
         return text
-    calls = _tool_calls(response.message)
-    lines = []
-    for call in calls:
-        args = call["arguments"]
-        rendered = args if isinstance(args, str) else json.dumps(args, default=str, sort_keys=True)
-        lines.append(f"<tool_call>{call['name']}({rendered})</tool_call>")
-    return "\n".join(lines)
+    return "\n".join(tool_call_line(call["name"], call["args"]) for call in _tool_calls(response.message))
 
 
 def response_reasoning(response: ChatResponse | None) -> str | None:
-    """Reasoning text: ``ThinkingBlock``s, else a ``reasoning``/``reasoning_content`` field."""
+    """Reasoning text: ``ThinkingBlock``s, else the core's reasoning fields of the message or response."""
     if response is None:
         return None
     thoughts = [b.content for b in response.message.blocks if isinstance(b, ThinkingBlock) and b.content]
     if thoughts:
         return "\n".join(thoughts)
-    for source in (response.message.additional_kwargs, response.additional_kwargs):
-        for key in ("reasoning_content", "reasoning", "thinking"):
-            value = source.get(key)
-            if isinstance(value, str) and value:
-                return value
-    return None
+    return reasoning_field(response.message.additional_kwargs, response.additional_kwargs)
 
 
 def response_usage(response: ChatResponse | None) -> TokenUsage | None:

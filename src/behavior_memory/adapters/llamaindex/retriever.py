@@ -7,10 +7,12 @@
         retriever.retrieve("How many primes are below 30?")
     )
 
-Each node's text is the paper's ``name: instruction`` line; its metadata carries the behavior's
-name, status, topic, namespace, whether it is pinned and which retriever scored it. The
-postprocessor also works on nodes from anywhere else (a ``VectorMemoryBlock``, a query engine)
-that carry the same metadata.
+Each node's text is the paper's ``name: instruction`` line; its metadata has the same keys as the
+LangChain ``BehaviorRetriever``'s documents (``name``, ``instruction``, ``status``, ``score``,
+``retriever``, ``namespace``, ``topic``, ``tags``, ``pinned``, the counters and ``version``); only
+``name`` and ``topic`` reach the embedding text and only ``name`` the LLM text. The postprocessor
+also works on nodes from anywhere else (a ``VectorMemoryBlock``, a query engine) that carry
+``status``.
 """
 
 from __future__ import annotations
@@ -32,19 +34,28 @@ __all__ = ["BehaviorNodePostprocessor", "LlamaIndexBehaviorRetriever", "behavior
 def behavior_node(hit: ScoredBehavior) -> NodeWithScore:
     """One retrieved behavior as a scored ``TextNode`` (id: the behavior's id)."""
     b = hit.behavior
+    metadata: dict[str, Any] = {
+        "name": b.name,
+        "instruction": b.instruction,
+        "status": str(b.status),
+        "score": hit.score,
+        "retriever": hit.source,
+        "namespace": b.namespace,
+        "topic": b.topic,
+        "tags": list(b.tags),
+        "pinned": b.pinned,
+        "shown": b.shown,
+        "cited": b.cited,
+        "helped": b.helped,
+        "hurt": b.hurt,
+        "version": b.version,
+    }
     node = TextNode(
         id_=b.id,
         text=b.line,
-        metadata={
-            "behavior_name": b.name,
-            "status": str(b.status),
-            "topic": b.topic,
-            "namespace": b.namespace,
-            "pinned": b.pinned,
-            "source": hit.source,
-        },
-        excluded_embed_metadata_keys=["status", "namespace", "pinned", "source"],
-        excluded_llm_metadata_keys=["status", "namespace", "pinned", "source", "topic"],
+        metadata=metadata,
+        excluded_embed_metadata_keys=[key for key in metadata if key not in ("name", "topic")],
+        excluded_llm_metadata_keys=[key for key in metadata if key != "name"],
     )
     return NodeWithScore(node=node, score=hit.score)
 
