@@ -11,7 +11,7 @@ pytest.importorskip("llama_index.core")
 
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
 from llama_index.core.memory import InsertMethod, Memory
-from llama_index.core.schema import NodeWithScore, TextNode
+from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig
 from behavior_memory.adapters.llamaindex import (
@@ -112,7 +112,7 @@ async def test_slow_retrieval_times_out_without_blocking_the_agent(memory, monke
     with caplog.at_level(logging.WARNING):
         assert await BehaviorMemoryBlock(memory, timeout_s=0.05).aget(_user("count sets"), session_id="s") == ""
     assert loop.time() - started < 1.0
-    assert "took over" in caplog.text
+    assert "took longer than" in caplog.text
 
 
 async def test_token_budget_keeps_whole_behaviors(memory):
@@ -152,19 +152,23 @@ def test_retriever_returns_behaviors_as_text_nodes(memory):
         top.node.get_content()
         == "behavior_inclusion_exclusion: Count a union by adding set sizes and subtracting overlaps."
     )
-    assert top.node.metadata["behavior_name"] == "behavior_inclusion_exclusion"
+    assert top.node.metadata["name"] == "behavior_inclusion_exclusion"
     assert top.node.metadata["status"] == "active" and top.node.metadata["topic"] == "counting"
+    assert top.node.metadata["score"] == top.score and top.node.metadata["retriever"]
+    # the same keys as the LangChain retriever's documents; only the name reaches the LLM text
+    assert set(top.node.metadata) >= {"name", "instruction", "status", "namespace", "tags", "version"}
+    assert top.node.get_metadata_str(MetadataMode.LLM) == "name: behavior_inclusion_exclusion"
     assert top.score is not None and top.score > 0
 
 
 async def test_retriever_async_twin_and_topic(memory):
     nodes = await LlamaIndexBehaviorRetriever(memory, topic="geometry").aretrieve("triangle angles")
-    assert [n.node.metadata["behavior_name"] for n in nodes] == ["behavior_angle_sum"]
+    assert [n.node.metadata["name"] for n in nodes] == ["behavior_angle_sum"]
 
 
 def _node(name: str, score: float | None, status: str = "active", text: str | None = None) -> NodeWithScore:
     return NodeWithScore(
-        node=TextNode(id_=name, text=text or f"{name}: do it.", metadata={"behavior_name": name, "status": status}),
+        node=TextNode(id_=name, text=text or f"{name}: do it.", metadata={"name": name, "status": status}),
         score=score,
     )
 
@@ -181,10 +185,10 @@ def test_postprocessor_applies_status_floor_and_budget():
     ]
     kept = BehaviorNodePostprocessor(floor=0.5, token_budget=40).postprocess_nodes(nodes)
     # the long one would overflow the budget and is skipped whole; a shorter later one still fits
-    assert [n.node.metadata["behavior_name"] for n in kept] == ["behavior_a", "behavior_b", "behavior_none"]
+    assert [n.node.metadata["name"] for n in kept] == ["behavior_a", "behavior_b", "behavior_none"]
     assert BehaviorNodePostprocessor().postprocess_nodes([]) == []
     everything = BehaviorNodePostprocessor(statuses=("active", "archived")).postprocess_nodes(nodes)
-    assert "behavior_x" in [n.node.metadata["behavior_name"] for n in everything]
+    assert "behavior_x" in [n.node.metadata["name"] for n in everything]
 
 
 def test_the_adapter_exports_a_pinned_set_of_names():
@@ -195,6 +199,7 @@ def test_the_adapter_exports_a_pinned_set_of_names():
         "NAMESPACE_TAG",
         "RUN_TAG",
         "TOPIC_TAG",
+        "USER_TAG",
         "BehaviorMemoryAgent",
         "BehaviorMemoryBlock",
         "BehaviorNodePostprocessor",

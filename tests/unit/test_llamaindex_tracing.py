@@ -16,9 +16,11 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockFunctionCallingLLMWithChatMemoryOfLastCall
 from llama_index.core.memory import InsertMethod, Memory
 from llama_index.core.workflow import StartEvent, StopEvent, Workflow, step
+from llama_index_instrumentation.dispatcher import instrument_tags
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome
 from behavior_memory.adapters.llamaindex import (
+    USER_TAG,
     BehaviorMemoryBlock,
     choose_insert_method,
     instrument,
@@ -27,6 +29,7 @@ from behavior_memory.adapters.llamaindex import (
     wrap,
 )
 from behavior_memory.adapters.llamaindex._messages import response_reasoning, response_usage
+from behavior_memory.errors import InvalidInputError
 
 BLOCK_LINE = "behavior_add_then_check: Add with the tool, then check the sum."
 
@@ -64,17 +67,19 @@ def _contents(step) -> str:
 
 async def test_wrapped_function_agent_run_is_one_trace_with_every_call(memory):
     agent = wrap(FunctionAgent(tools=[add, boom], llm=MockFunctionCallingLLM(), system_prompt="You add."), memory)
-    handler = agent.run("add two numbers")
+    with memory.capture() as run:
+        handler = agent.run("add two numbers")
     result = await handler
     assert str(result) == "Tool calls complete."
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert len(run.trace_id) == 32 and int(run.trace_id, 16) >= 0  # the one id format
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.task == "add two numbers" and trace.answer == "Tool calls complete."
     assert [s.kind for s in trace.steps] == ["model", "tool", "tool", "model"]
     tools = {s.name: s for s in trace.steps if s.kind == "tool"}
     assert tools["add"].args == {"a": 1, "b": 2} and tools["add"].result == "3" and tools["add"].error is None
     assert "kaboom" in tools["boom"].error and tools["boom"].result is None
     first = trace.steps[0]
-    assert "<tool_call>add(" in first.output and first.latency_s is not None
+    assert first.output.startswith('tool_call: add({"a": 1, "b": 2})') and first.latency_s is not None
     # FunctionAgent: its own system prompt, then the memory block as a second system message
     roles = [m["role"] for m in first.messages]
     assert roles[:3] == ["system", "system", "user"] and first.messages[0]["content"] == "You add."
@@ -82,7 +87,10 @@ async def test_wrapped_function_agent_run_is_one_trace_with_every_call(memory):
     assert all(BLOCK_LINE in _contents(s) for s in trace.steps if s.kind == "model")
     assert trace.shown == ["behavior_add_then_check"]
     assert memory.handbook.get("behavior_add_then_check").shown == 1
-    assert trace.metadata["framework"] == "llamaindex" and trace.metadata["llamaindex_run_id"]
+    assert trace.metadata["adapter"] == "llamaindex" and trace.metadata["llamaindex_run_id"]
+    assert first.messages[-1] == {"role": "user", "content": "add two numbers"}
+    calls = trace.steps[-1].messages[-3]["tool_calls"]  # the assistant message asking for the tools
+    assert calls[0]["name"] == "add" and calls[0]["args"] == {"a": 1, "b": 2} and "id" in calls[0]
 
 
 async def test_react_agent_without_system_prompt_gets_the_block_in_the_user_message(memory):
@@ -90,11 +98,12 @@ async def test_react_agent_without_system_prompt_gets_the_block_in_the_user_mess
     react = ReActAgent(tools=[add], llm=llm)
     agent = wrap(react, memory)
     assert agent.insert_method == InsertMethod.USER  # a system message would be dropped by ReActAgent
-    handler = agent.run("add two numbers", max_iterations=2, early_stopping_method="generate")
+    with memory.capture() as run:
+        handler = agent.run("add two numbers", max_iterations=2, early_stopping_method="generate")
     await handler
     sent = next(m for m in llm.last_chat_messages if m.role == "user").content
     assert BLOCK_LINE in sent and sent.rstrip().endswith("add two numbers")
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.steps and all(s.kind == "model" for s in trace.steps)
     assert BLOCK_LINE in _contents(trace.steps[0])
 
@@ -122,9 +131,10 @@ async def test_agent_workflow_with_two_agents_records_one_trace(memory):
     workflow = AgentWorkflow(agents=[adder, checker], root_agent="adder")
     assert choose_insert_method(workflow) == InsertMethod.USER
     agent = wrap(workflow, memory)
-    handler = agent.run(user_msg="add two numbers")
+    with memory.capture() as run:
+        handler = agent.run(user_msg="add two numbers")
     await handler
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.metadata["workflow"] == "AgentWorkflow" and trace.shown == ["behavior_add_then_check"]
     assert [s.kind for s in trace.steps].count("model") >= 2
     assert any(s.kind == "tool" for s in trace.steps)
@@ -138,8 +148,10 @@ async def test_untagged_agent_runs_are_recorded_once_instrumented(memory):
     assert memory.store.list_traces(memory.namespace) == []
     instrument(memory)  # idempotent: same handlers, now recording every agent run
     chat = Memory.from_defaults(session_id="s1", memory_blocks=[BehaviorMemoryBlock(memory)])
-    await agent.run("add two numbers", memory=chat)
+    with memory.capture() as run:
+        await agent.run("add two numbers", memory=chat)
     (summary,) = memory.store.list_traces(memory.namespace)
+    assert run.trace_ids == [summary.id]  # capture sees untagged runs too
     trace = memory.store.get_trace(summary.id)
     assert trace.task == "add two numbers" and trace.shown == ["behavior_add_then_check"]
     assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
@@ -153,11 +165,13 @@ async def test_untagged_agent_runs_are_recorded_once_instrumented(memory):
 
 async def test_sixteen_concurrent_runs_give_sixteen_clean_traces(memory):
     agent = wrap(FunctionAgent(tools=[add], llm=MockFunctionCallingLLM(), system_prompt="Add."), memory)
-    handlers = [agent.run(f"add task number {i}") for i in range(16)]
+    with memory.capture() as run:
+        handlers = [agent.run(f"add task number {i}") for i in range(16)]
     await asyncio.gather(*handlers)
     assert instrumentation_for(memory).open_runs == 0
-    for i, handler in enumerate(handlers):
-        trace = memory.store.get_trace(handler.behavior_trace_id)
+    assert len(run.trace_ids) == 16
+    for i, trace_id in enumerate(run.trace_ids):
+        trace = memory.store.get_trace(trace_id)
         assert trace.task == f"add task number {i}" and trace.shown == ["behavior_add_then_check"]
         assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
         for s in trace.steps[::2]:  # the model calls
@@ -186,10 +200,11 @@ class _FailingLLM(MockFunctionCallingLLM):
 @pytest.mark.parametrize("mid_stream", [False, True])
 async def test_a_failing_model_call_is_recorded_and_the_run_fails_as_it_would(memory, mid_stream):
     agent = wrap(FunctionAgent(tools=[add], llm=_FailingLLM(mid_stream=mid_stream), system_prompt="Add."), memory)
-    handler = agent.run("add two numbers")
+    with memory.capture() as run:
+        handler = agent.run("add two numbers")
     with pytest.raises(Exception, match=r"went away|stream cut"):
         await handler
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.outcome == Outcome.FAILURE and "Error" in trace.metadata["error"]
     (model,) = trace.steps
     assert model.kind == "model" and "ConnectionError" in model.error
@@ -216,10 +231,11 @@ async def test_dead_model_server_fails_the_run_exactly_as_without_memory(memory)
     plain = FunctionAgent(tools=[add], llm=llm, system_prompt="Add.")
     with pytest.raises(Exception) as bare:
         await plain.run("add two numbers")
-    handler = wrap(plain, memory).run("add two numbers")
+    with memory.capture() as run:
+        handler = wrap(plain, memory).run("add two numbers")
     with pytest.raises(type(bare.value)):
         await handler
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.outcome == Outcome.FAILURE and trace.steps[0].error
 
 
@@ -229,9 +245,10 @@ async def test_a_plain_workflow_is_recorded_without_a_memory_argument(memory):
         async def echo(self, ev: StartEvent) -> StopEvent:
             return StopEvent(result=f"echo: {ev.get('text')}")
 
-    handler = wrap(Echo(), memory).run(text="hello")
+    with memory.capture() as run:
+        handler = wrap(Echo(), memory).run(text="hello")
     assert await handler == "echo: hello"
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.task == "text: hello" and trace.answer == "echo: hello" and trace.steps == []
 
 
@@ -274,9 +291,10 @@ async def test_broken_or_slow_retrieval_and_a_failing_store_leave_the_agent_alon
 
     for retrieve in (broken, slow):
         monkeypatch.setattr(memory, "aretrieve", retrieve)
-        handler = agent.run(f"add with {retrieve.__name__} retrieval")
+        with memory.capture() as run:
+            handler = agent.run(f"add with {retrieve.__name__} retrieval")
         assert str(await handler) == "Tool calls complete."
-        trace = memory.store.get_trace(handler.behavior_trace_id)
+        trace = memory.store.get_trace(run.trace_id)
         assert trace.shown == [] and [s.kind for s in trace.steps] == ["model", "tool", "model"]
 
     def full_disk(trace):
@@ -284,7 +302,7 @@ async def test_broken_or_slow_retrieval_and_a_failing_store_leave_the_agent_alon
 
     monkeypatch.setattr(memory.store, "put_trace", full_disk)
     assert str(await agent.run("add once more")) == "Tool calls complete."
-    assert "could not save the trace" in caplog.text
+    assert "could not save trace" in caplog.text
     assert instrumentation_for(memory).open_runs == 0
 
 
@@ -292,9 +310,10 @@ async def test_empty_input_behaves_as_without_memory(memory):
     plain = FunctionAgent(tools=[add], llm=MockFunctionCallingLLM(), system_prompt="Add.")
     agent = wrap(plain, memory)
     # an empty message: LlamaIndex runs it; no block (nothing to retrieve for); the calls are recorded
-    handler = agent.run("")
+    with memory.capture() as run:
+        handler = agent.run("")
     assert str(await handler) == str(await plain.run(""))
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.task == "" and trace.shown == [] and trace.steps
     assert all("<memory>" not in str(m) for s in trace.steps for m in s.messages)
     # no message at all: LlamaIndex refuses, and so do we, without saving an empty trace
@@ -306,12 +325,70 @@ async def test_empty_input_behaves_as_without_memory(memory):
     assert instrumentation_for(memory).open_runs == 0
     # a message with no text (an image alone): no block to retrieve for; the run is recorded
     image_only = ChatMessage(role="user", blocks=[ImageBlock(url="http://example.com/sum.png")])
-    handler = agent.run(image_only)
+    with memory.capture() as run:
+        handler = agent.run(image_only)
     await handler
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.store.get_trace(run.trace_id)
     assert trace.task == "[image]" and trace.shown == [] and trace.steps
     # a history without a new message: the task is its last user message
     history = [ChatMessage(role="user", content="add two numbers"), ChatMessage(role="assistant", content="ok")]
-    handler = agent.run(chat_history=history)
+    with memory.capture() as run:
+        handler = agent.run(chat_history=history)
     await handler
-    assert memory.store.get_trace(handler.behavior_trace_id).task == "add two numbers"
+    assert memory.store.get_trace(run.trace_id).task == "add two numbers"
+
+
+async def test_a_run_whose_span_never_closes_is_saved_as_abandoned_and_dropped(memory):
+    instrumentation = instrument(memory, record_untagged=False, abandon_after_s=0.05)
+    release = asyncio.Event()
+
+    class Stuck(Workflow):
+        @step
+        async def wait(self, ev: StartEvent) -> StopEvent:
+            await release.wait()  # a run that never reports its end (until the test lets it go)
+            return StopEvent(result="late")
+
+    with memory.capture() as stuck:
+        handler = wrap(Stuck(timeout=None), memory).run(text="never ends")
+    await asyncio.sleep(0.15)
+    assert instrumentation.open_runs == 1
+    agent = wrap(FunctionAgent(tools=[add], llm=MockFunctionCallingLLM(), system_prompt="Add."), memory)
+    with memory.capture() as later:
+        await agent.run("add two numbers")  # opening a run sweeps the abandoned ones
+    abandoned = memory.store.get_trace(stuck.trace_id)
+    assert abandoned.metadata["ended"] == "abandoned" and abandoned.outcome == Outcome.UNKNOWN
+    assert abandoned.task == "text: never ends" and abandoned.metadata["adapter"] == "llamaindex"
+    assert instrumentation.open_runs == 0 and not instrumentation._keys and not instrumentation._spans
+    assert memory.store.get_trace(later.trace_id).answer == "Tool calls complete."
+    release.set()
+    assert await handler == "late"  # its late end finds nothing open: the saved trace stands
+    assert memory.store.get_trace(stuck.trace_id).answer is None
+    assert len(memory.store.list_traces(memory.namespace)) == 2
+
+
+async def test_runs_are_filed_per_user_through_wrap_or_an_instrument_tag(memory):
+    alice = f"{memory.namespace}/alice"
+    memory.handbook.add("behavior_add_twice", "Add twice to be sure.", namespace=alice)
+    llm = MockFunctionCallingLLM()
+    agent = wrap(FunctionAgent(tools=[add], llm=llm, system_prompt="Add."), memory, user_id="alice")
+    with memory.capture() as run:
+        await agent.run("add two numbers")
+    trace = memory.store.get_trace(run.trace_id)
+    assert trace.namespace == alice and trace.shown == ["behavior_add_twice"]
+    with memory.capture() as run:
+        await agent.run("add two numbers", memory_user_id="bob")
+    trace = memory.store.get_trace(run.trace_id)
+    assert trace.namespace == f"{memory.namespace}/bob" and trace.shown == []
+    with memory.capture() as run:
+        await agent.run("add two numbers", memory_namespace="team")  # an explicit namespace wins
+    assert memory.store.get_trace(run.trace_id).namespace == "team"
+    with pytest.raises(InvalidInputError, match="user_id"):
+        agent.run("add two numbers", memory_user_id="not a segment!")
+    # an untagged run: the user comes from the instrument tags, for the trace and the block alike
+    instrument(memory)
+    chat = Memory.from_defaults(session_id="s1", memory_blocks=[BehaviorMemoryBlock(memory)])
+    with instrument_tags({USER_TAG: "alice"}), memory.capture() as run:
+        await FunctionAgent(tools=[add], llm=llm, system_prompt="Add.").run("add two numbers", memory=chat)
+    trace = memory.store.get_trace(run.trace_id)
+    assert trace.namespace == alice and trace.shown == ["behavior_add_twice"]
+    assert instrumentation_for(memory).open_runs == 0

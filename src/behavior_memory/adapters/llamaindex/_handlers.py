@@ -15,15 +15,19 @@ from llama_index.core.instrumentation.span import SimpleSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from pydantic import PrivateAttr
 
+from ...recording.namespaces import task_namespace
+
 __all__ = [
     "LLAMAINDEX_RUN_TAG",
     "NAMESPACE_TAG",
     "RUN_TAG",
     "TOPIC_TAG",
+    "USER_TAG",
     "BehaviorMemoryEventHandler",
     "BehaviorMemorySpanHandler",
     "RunObserver",
     "run_key",
+    "tag_namespace",
 ]
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,8 @@ RUN_TAG = "behavior_memory.run"
 #: Tags that file a run under another namespace or topic than the memory's default.
 NAMESPACE_TAG = "behavior_memory.namespace"
 TOPIC_TAG = "behavior_memory.topic"
+#: Tag naming the user a run serves: its namespace is the default one plus ``/<user_id>``.
+USER_TAG = "behavior_memory.user_id"
 LLAMAINDEX_RUN_TAG = "llamaindex.run_id"
 
 
@@ -42,6 +48,12 @@ def run_key(tags: dict[str, Any] | None) -> str | None:
         return None
     key = tags.get(RUN_TAG) or tags.get(LLAMAINDEX_RUN_TAG)
     return str(key) if key else None
+
+
+def tag_namespace(base: str, tags: dict[str, Any] | None) -> str:
+    """The namespace of a run from its tags, by the core's rule (``NAMESPACE_TAG``, else base/``USER_TAG``)."""
+    tags = tags or {}
+    return task_namespace(base, {"namespace": tags.get(NAMESPACE_TAG), "user_id": tags.get(USER_TAG)})
 
 
 class RunObserver(Protocol):

@@ -2,15 +2,17 @@
 
 ::
 
-    agent = wrap(FunctionAgent(tools=[...], llm=llm, system_prompt="..."), memory)
-    handler = agent.run("How many primes are below 30?")   # the original WorkflowHandler
+    agent = wrap(FunctionAgent(tools=[...], llm=llm, system_prompt="..."), memory, user_id="alice")
+    with memory.capture() as run:
+        handler = agent.run("How many primes are below 30?")   # the original WorkflowHandler
     result = await handler
-    memory.feedback(handler.behavior_trace_id, outcome="success")
+    memory.feedback(run.trace_id, outcome="success")
 
 Each ``run`` gets its own run key in the instrument tags (so concurrent runs never mix), a per-run
 ``Memory`` holding a ``BehaviorMemoryBlock`` (or the caller's memory, with the block added), and one
-trace, saved and queued for reflection when the run ends. Everything else is the wrapped object's:
-attributes are delegated and ``run`` returns what the original returns.
+trace, saved and queued for reflection when the run ends. Its namespace follows the core's rule: a
+``namespace`` as given, else the default plus ``/<user_id>``. Everything else is the wrapped
+object's: attributes are delegated and ``run`` returns what the original returns.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from llama_index.core.memory import InsertMethod, Memory
 from llama_index.core.workflow import Context
 from llama_index_instrumentation.dispatcher import active_instrument_tags, instrument_tags
 
+from ...recording.namespaces import task_namespace
 from ...types import new_id
 from ._messages import user_input_text
 from .block import BehaviorMemoryBlock
@@ -67,6 +70,7 @@ class BehaviorMemoryAgent:
         memory: Any,
         *,
         namespace: str | None = None,
+        user_id: str | None = None,
         topic: str | None = None,
         insert_method: InsertMethod | Literal["auto", "system", "user"] = "auto",
         block: BehaviorMemoryBlock | None = None,
@@ -75,6 +79,7 @@ class BehaviorMemoryAgent:
         self.target = target
         self.memory = memory
         self.namespace = namespace
+        self.user_id = user_id
         self.topic = topic
         self.block = block or BehaviorMemoryBlock(memory)
         self.insert_method = choose_insert_method(target) if insert_method == "auto" else InsertMethod(insert_method)
@@ -88,25 +93,28 @@ class BehaviorMemoryAgent:
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped object as its own ``run`` would, with behaviors and a trace.
 
-        Extra keywords: ``memory_namespace`` and ``memory_topic`` file this run's retrieval and
-        trace under another namespace or topic. The returned handler carries ``behavior_trace_id``.
+        Extra keywords: ``memory_user_id``, ``memory_namespace`` and ``memory_topic`` file this
+        run's retrieval and trace under another user, namespace or topic. Its trace id comes from
+        ``memory.capture()`` around this call, as for every integration.
         """
         # Arguments go through untouched (LlamaIndex resolves them with `kwargs or positional`).
         positional = dict(zip(_POSITIONAL, args, strict=False)) if args and not isinstance(args[0], Context) else {}
         user_msg = kwargs.get("user_msg") or positional.get("user_msg")
         chat_history = kwargs.get("chat_history") or positional.get("chat_history")
-        namespace = kwargs.pop("memory_namespace", None) or self.namespace
+        namespace = task_namespace(
+            self.namespace or self.memory.namespace,
+            {"namespace": kwargs.pop("memory_namespace", None), "user_id": kwargs.pop("memory_user_id", None)},
+            {"user_id": self.user_id},
+        )
         topic = kwargs.pop("memory_topic", None) or self.topic
         key = new_id()
         if self.is_agent:
             kwargs["memory"] = self._chat_memory(kwargs.get("memory") or positional.get("memory"), key)
         task = user_input_text(user_msg, chat_history) or _summary(kwargs)
-        recorder = self.instrumentation.start_run(
+        self.instrumentation.start_run(
             key, task, namespace=namespace, topic=topic, metadata={"workflow": type(self.target).__name__}
         )
-        tags = {**active_instrument_tags.get(), RUN_TAG: key}
-        if namespace:
-            tags[NAMESPACE_TAG] = namespace
+        tags = {**active_instrument_tags.get(), RUN_TAG: key, NAMESPACE_TAG: namespace}
         if topic:
             tags[TOPIC_TAG] = topic
         try:
@@ -115,10 +123,6 @@ class BehaviorMemoryAgent:
         except BaseException:
             self.instrumentation.discard_run(key)
             raise
-        try:
-            handler.behavior_trace_id = recorder.id
-        except AttributeError:  # a handler type that takes no attributes: the trace is still recorded
-            pass
         return handler
 
     def _chat_memory(self, given: Any, key: str) -> Any:

@@ -5,20 +5,19 @@
     chat_memory = Memory.from_defaults(session_id="s1", memory_blocks=[BehaviorMemoryBlock(memory)])
     await agent.run("How many primes are below 30?", memory=chat_memory)
 
-``Memory.aget`` calls the block on every agent step. The block retrieves once per task (the last
-user message) and run, renders the paper's block and caches it, so every step of the task sends
-the same bytes (a stable prefix for vLLM's prefix cache). Its priority is 0, so ``Memory`` never
-truncates it, and the token budget is applied when rendering, whole behaviors at a time.
+``Memory.aget`` calls the block on every agent step. The block fetches once per task (the last
+user message) and run, through the core's ``BlockFetcher`` (query length, time budget, logging),
+and caches the rendered block, so every step of the task sends the same bytes (a stable prefix for
+vLLM's prefix cache). Its priority is 0, so ``Memory`` never truncates it, and the token budget is
+applied when rendering, whole behaviors at a time.
 
 Retrieval that fails or takes longer than ``timeout_s`` gives no block (logged); the agent runs on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-import time
 from collections import OrderedDict
 from typing import Any
 
@@ -27,23 +26,24 @@ from llama_index.core.memory import BaseMemoryBlock
 from llama_index_instrumentation.dispatcher import active_instrument_tags
 from pydantic import Field, PrivateAttr
 
+from ...errors import NotFoundError
+from ...injection.fetch import BlockFetcher
 from ...injection.render import RenderedBlock
+from ._handlers import tag_namespace
 from ._messages import last_user_text
-from .instrumentation import NAMESPACE_TAG, TOPIC_TAG, instrumentation_for, run_key
+from .instrumentation import TOPIC_TAG, instrumentation_for, run_key
 
 __all__ = ["BehaviorMemoryBlock"]
 
 log = logging.getLogger(__name__)
 
-#: Longer user messages are cut to this many characters before retrieval (the start says what is asked).
-MAX_QUERY_CHARS = 4000
-
 
 class BehaviorMemoryBlock(BaseMemoryBlock[str]):
     """Behaviors relevant to the current task, rendered for the prompt (a ``BaseMemoryBlock[str]``).
 
-    ``namespace`` and ``topic`` default to the memory's namespace and no topic; the instrument tags
-    ``NAMESPACE_TAG``/``TOPIC_TAG`` of a run override them (``wrap`` sets them per run).
+    ``namespace`` and ``topic`` default to the memory's namespace and no topic; a run's instrument
+    tags override them (``NAMESPACE_TAG``, ``USER_TAG`` for a per-user namespace, ``TOPIC_TAG``;
+    ``wrap`` sets them per run).
     """
 
     name: str = Field(default="behaviors", description="The block's name (its XML tag in the prompt).")
@@ -57,10 +57,8 @@ class BehaviorMemoryBlock(BaseMemoryBlock[str]):
     cache_size: int = Field(default=512, ge=1, description="Rendered blocks kept (one per task and run).")
 
     _memory: Any = PrivateAttr()
-    # (scope, namespace, topic, task) -> (rendered block, the hits it was rendered from)
-    _cache: OrderedDict[tuple[str, ...], tuple[RenderedBlock, tuple[Any, ...]]] = PrivateAttr(
-        default_factory=OrderedDict
-    )
+    # (scope, namespace, topic, task) -> the rendered block
+    _cache: OrderedDict[tuple[str, ...], RenderedBlock] = PrivateAttr(default_factory=OrderedDict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, memory: Any, **data: Any) -> None:
@@ -84,47 +82,33 @@ class BehaviorMemoryBlock(BaseMemoryBlock[str]):
         if not task:
             return ""
         tags = active_instrument_tags.get()
-        namespace = tags.get(NAMESPACE_TAG) or self.namespace
+        namespace = tag_namespace(self.namespace or self._memory.namespace, tags)
         topic = tags.get(TOPIC_TAG) or self.topic
         scope = run_key(tags) or str(block_kwargs.get("session_id") or "")
-        key = (scope, namespace or "", topic or "", task)
+        key = (scope, namespace, topic or "", task)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
         if cached is None:
-            rendered = await self._render(task, namespace, topic)
+            fetcher = BlockFetcher(
+                self._memory, k=self.k, topic=topic, token_budget=self.token_budget, timeout_s=self.timeout_s
+            )
+            fetched = await fetcher.afetch(task, namespace)
+            log.debug(
+                "behavior block: %s, %d behaviors, %d tokens, %.1f ms",
+                fetched.status,
+                len(fetched.block.names),
+                fetched.block.tokens,
+                fetched.seconds * 1000,
+            )
             with self._lock:  # two steps raced: the first block stored wins, so bytes never change
-                cached = self._cache.setdefault(key, rendered)
+                cached = self._cache.setdefault(key, fetched.block)
                 self._cache.move_to_end(key)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
-        self._note_shown(cached[0])
-        return str(cached[0])
-
-    async def _render(
-        self, task: str, namespace: str | None, topic: str | None
-    ) -> tuple[RenderedBlock, tuple[Any, ...]]:
-        started = time.perf_counter()
-        try:
-            hits = await asyncio.wait_for(
-                self._memory.aretrieve(task[:MAX_QUERY_CHARS], k=self.k, namespace=namespace, topic=topic),
-                timeout=self.timeout_s,
-            )
-        except TimeoutError:
-            log.warning("behavior retrieval took over %.1f s; this task runs without behaviors", self.timeout_s)
-            return RenderedBlock(""), ()
-        except Exception as exc:
-            log.warning("behavior retrieval failed (%s: %s); this task runs without behaviors", type(exc).__name__, exc)
-            return RenderedBlock(""), ()
-        block = self._memory.render(hits, token_budget=self.token_budget)
-        log.debug(
-            "behavior block: %d behaviors, %d tokens, %.1f ms",
-            len(block.names),
-            block.tokens,
-            (time.perf_counter() - started) * 1000,
-        )
-        return block, tuple(hits)
+        self._note_shown(cached)
+        return str(cached)
 
     def _note_shown(self, block: RenderedBlock) -> None:
         if not block.names:
@@ -140,14 +124,20 @@ class BehaviorMemoryBlock(BaseMemoryBlock[str]):
     async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
         """Drop whole behaviors from the end (only asked when ``priority`` is not 0)."""
         with self._lock:
-            found = next((entry for entry in reversed(self._cache.values()) if str(entry[0]) == content), None)
-        if found is None or not found[0].names:
+            found = next(((key, block) for key, block in reversed(self._cache.items()) if str(block) == content), None)
+        if found is None or not found[1].names:
             return None
-        block, hits = found
+        (_, namespace, _, _), block = found
         budget = block.tokens - tokens_to_truncate
         if budget <= 0:
             return None
-        return str(self._memory.render(hits, token_budget=budget)) or None
+        behaviors = []
+        for name in block.names:  # the block keeps names only; the handbook has the rest
+            try:
+                behaviors.append(self._memory.handbook.get(name, namespace=namespace))
+            except NotFoundError:
+                continue
+        return str(self._memory.render(behaviors, token_budget=budget)) or None
 
     def clear_cache(self) -> None:
         """Forget rendered blocks (the next step of every task retrieves again)."""
