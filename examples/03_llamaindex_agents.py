@@ -93,7 +93,7 @@ class FirstCallUsesATool(OpenAILike):
 
 
 def show(memory: BehaviorMemory, question: str, trace_id: str) -> None:
-    trace = memory.store.get_trace(trace_id)
+    trace = memory.traces.get(trace_id)
     steps = ", ".join(
         f"model {s.usage.total_tokens if s.usage else '?'} tok"
         if s.kind == "model"
@@ -107,21 +107,18 @@ def show(memory: BehaviorMemory, question: str, trace_id: str) -> None:
 
 async def run_pass(memory: BehaviorMemory, agents: dict[str, Any], tasks: dict[str, list[str]], title: str) -> None:
     print(f"\n=== {title} ===")
+    # memory.capture() is the one way to a run's trace id, whichever way the run was recorded.
     for question in tasks["function"]:  # wrap(): a per-run Memory with the block, and a trace per run
-        handler = agents["function"].run(question, max_iterations=4, early_stopping_method="generate")
+        with memory.capture() as run:
+            handler = agents["function"].run(question, max_iterations=4, early_stopping_method="generate")
         await handler
-        show(memory, question, handler.behavior_trace_id)
+        show(memory, question, run.trace_id)
     for question in tasks["react"]:  # instrument() + a BehaviorMemoryBlock in the agent's own Memory
         chat = behavior_chat_memory(agents["block"], insert_method=InsertMethod.USER)  # ReAct drops system msgs
-        with instrument_tags({TOPIC_TAG: TOPIC}):  # files the run's trace under the topic
+        with instrument_tags({TOPIC_TAG: TOPIC}), memory.capture() as run:  # the tag files the trace under the topic
             handler = agents["react"].run(question, memory=chat, max_iterations=4, early_stopping_method="generate")
         await handler
-        (trace,) = [
-            t
-            for t in memory.store.list_traces(memory.namespace, limit=1000)
-            if t.metadata.get("llamaindex_run_id") == handler.run_id
-        ]
-        show(memory, question, trace.id)
+        show(memory, question, run.trace_id)
 
 
 async def main_async(base_url: str, model: str, handbook: str, free_tools: bool) -> None:

@@ -117,10 +117,11 @@ async def test_function_agent_trace_holds_every_model_and_tool_call(memory, vllm
         memory,
         topic=TOPIC,
     )
-    handler = agent.run("What is 3 times 4?", max_iterations=2, early_stopping_method="generate")
+    with memory.capture() as run:
+        handler = agent.run("What is 3 times 4?", max_iterations=2, early_stopping_method="generate")
     results = [ev async for ev in handler.stream_events() if isinstance(ev, ToolCallResult)]
     await handler
-    trace = memory.store.get_trace(handler.behavior_trace_id)
+    trace = memory.traces.get(run.trace_id)
     # step 1: a call; the tool runs; step 2: a call again (max iterations); the forced final answer
     assert [s.kind for s in trace.steps] == ["model", "tool", "model", "model"]
     (tool,) = [s for s in trace.steps if s.kind == "tool"]
@@ -129,7 +130,7 @@ async def test_function_agent_trace_holds_every_model_and_tool_call(memory, vllm
     assert tool.result == str(result.tool_output.content) and tool.error is None
     _assert_usage(trace)
     first, second = trace.steps[0], trace.steps[2]
-    assert "<tool_call>multiply(" in first.output
+    assert first.output.startswith("tool_call: multiply({")  # the one tool-call convention
     # FunctionAgent sends two system messages: its prompt, then the block; the server takes both
     assert [m["role"] for m in first.messages][:2] == ["system", "system"]
     assert SEED_LINE in first.messages[1]["content"]
@@ -148,12 +149,13 @@ async def test_react_agent_gets_the_block_with_or_without_a_system_prompt(memory
         memory,
         topic=TOPIC,
     )
-    handlers = [
-        bare.run("What is 6 times 7?", max_iterations=2, early_stopping_method="generate"),
-        prompted.run("What is 2 times 5?", max_iterations=1, early_stopping_method="generate"),
-    ]
+    with memory.capture() as run:
+        handlers = [
+            bare.run("What is 6 times 7?", max_iterations=2, early_stopping_method="generate"),
+            prompted.run("What is 2 times 5?", max_iterations=1, early_stopping_method="generate"),
+        ]
     await asyncio.gather(*handlers)
-    bare_trace, prompted_trace = (memory.store.get_trace(h.behavior_trace_id) for h in handlers)
+    bare_trace, prompted_trace = (memory.traces.get(trace_id) for trace_id in run.trace_ids)
 
     # without a system prompt the block rides in front of the user message (a system one is dropped)
     assert [s.kind for s in bare_trace.steps] == ["model", "tool", "model", "model"]
@@ -188,11 +190,13 @@ async def test_agent_workflow_with_two_agents_through_instrument_and_a_memory_bl
     )
     workflow = AgentWorkflow(agents=[calculator, reviewer], root_agent="calculator")
     chat = Memory.from_defaults(session_id="s1", memory_blocks=[BehaviorMemoryBlock(memory, topic=TOPIC)])
-    result = await workflow.run(
-        user_msg="What is 5 times 5?", memory=chat, max_iterations=3, early_stopping_method="generate"
-    )
+    with memory.capture() as run:
+        result = await workflow.run(
+            user_msg="What is 5 times 5?", memory=chat, max_iterations=3, early_stopping_method="generate"
+        )
     (summary,) = memory.store.list_traces("li")
-    trace = memory.store.get_trace(summary.id)
+    assert run.trace_ids == [summary.id]
+    trace = memory.traces.get(run.trace_id)
     assert trace.task == "What is 5 times 5?" and trace.metadata["workflow"] == "AgentWorkflow"
     assert trace.answer == str(result) and trace.shown == ["behavior_multiply_with_tool"]
     models = [s for s in trace.steps if s.kind == "model"]
@@ -207,22 +211,22 @@ async def test_behaviors_minted_after_one_run_are_shown_in_the_next(memory, vllm
         topic=TOPIC,
     )
     question = "Tom has 3 boxes with 4 apples each. How many apples does he have?"
-    first = agent.run(question)
-    await first
-    run1 = memory.store.get_trace(first.behavior_trace_id)
+    with memory.capture() as first:
+        await agent.run(question)
+    run1 = memory.traces.get(first.trace_id)
     assert run1.shown == [] and run1.reflection_status == ReflectionStatus.PENDING
     assert not any("behavior_" in _text(s, "system") for s in run1.steps)
 
     memory.reflect_pending()
-    run1 = memory.store.get_trace(run1.id)
+    run1 = memory.traces.get(run1.id)
     assert run1.reflection_status == ReflectionStatus.DONE, run1.reflection_error
     minted = {b.name for b in memory.handbook.list() if run1.id in b.sources}
     assert minted, f"the extraction schema asks for at least one behavior: {run1.reflection_error} {run1.metadata}"
     assert minted == set(run1.minted)
 
-    second = agent.run(question)
-    await second
-    run2 = memory.store.get_trace(second.behavior_trace_id)
+    with memory.capture() as second:
+        await agent.run(question)
+    run2 = memory.traces.get(second.trace_id)
     assert minted <= set(run2.shown)
     system = _text(run2.steps[0], "system")
     assert all(f"{name}: " in system for name in minted)
@@ -237,10 +241,11 @@ async def test_sixteen_concurrent_runs_give_sixteen_clean_traces(memory, vllm_se
         topic=TOPIC,
     )
     questions = [f"Question {i}: what is {i} plus {i}?" for i in range(16)]
-    handlers = [agent.run(q) for q in questions]
+    with memory.capture() as run:
+        handlers = [agent.run(q) for q in questions]
     results = await asyncio.gather(*handlers)
     assert instrumentation_for(memory).open_runs == 0
-    traces = [memory.store.get_trace(h.behavior_trace_id) for h in handlers]
+    traces = [memory.traces.get(trace_id) for trace_id in run.trace_ids]
     assert len({t.id for t in traces}) == 16 and len(memory.store.list_traces("li")) == 16
     for question, result, trace in zip(questions, results, traces, strict=True):
         assert trace.task == question and trace.answer == str(result)
