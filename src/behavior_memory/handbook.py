@@ -11,10 +11,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import ValidationError
 
 from .embeddings.base import Embedder
@@ -29,6 +27,10 @@ from .types import (
     validate_instruction,
     validate_namespace,
 )
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["Handbook", "ImportReport"]
 
@@ -65,6 +67,8 @@ class Handbook:
 
     # --- embedding ----------------------------------------------------------------------------
     def _embed(self, behaviors: list[Behavior]) -> list[npt.NDArray[np.float32] | None]:
+        import numpy as np
+
         if self.embedder is None or not behaviors:
             return [None] * len(behaviors)
         matrix = self.embedder.embed([b.text for b in behaviors])

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["Embedder", "l2_normalize"]
 
@@ -42,6 +43,8 @@ class Embedder(Protocol):
 
 def l2_normalize(matrix: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Rows scaled to unit length, as a C-contiguous float32 matrix; all-zero rows stay zero."""
+    import numpy as np
+
     out = np.array(matrix, dtype=np.float32, copy=True, order="C")
     if out.ndim == 1:
         out = out.reshape(1, -1)

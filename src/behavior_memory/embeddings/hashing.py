@@ -15,14 +15,16 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import Embedder
 from .words import split_words
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["HashingEmbedder", "HashingEmbeddingsConfig"]
 
@@ -76,6 +78,8 @@ class HashingEmbedder(Embedder):
         return features
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for feature, count in self._features(text).items():

@@ -14,14 +14,16 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ..errors import EmbeddingError
 from .base import Embedder, l2_normalize
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["OpenAIEmbedder", "OpenAIEmbeddingsConfig"]
 
@@ -129,6 +131,8 @@ class OpenAIEmbedder(Embedder):
         return [list(item.embedding) for item in data]
 
     def _finish(self, rows: list[list[float]]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
         matrix = l2_normalize(np.asarray(rows, dtype=np.float32))
         got = matrix.shape[1]
         if self._dim is None:
@@ -141,6 +145,8 @@ class OpenAIEmbedder(Embedder):
         return matrix
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
         texts = list(texts)
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
@@ -164,6 +170,8 @@ class OpenAIEmbedder(Embedder):
         return self._finish(rows)
 
     async def aembed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
         texts = list(texts)
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)

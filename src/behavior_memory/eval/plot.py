@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._optional import require
 from ..errors import BehaviorMemoryError
 from .results import ConfigSummary
 
@@ -15,13 +16,8 @@ __all__ = ["plot_summaries"]
 def plot_summaries(summaries: Sequence[ConfigSummary], out: Path, *, title: str | None = None) -> Path:
     """Draw one PNG: left, accuracy (with 95% interval) vs mean output tokens, one point per budget;
     right, mean output tokens per budget as grouped bars. Needs matplotlib (the ``eval`` extra)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise BehaviorMemoryError('plots need matplotlib: pip install "behavior-memory[eval]"') from exc
+    require("matplotlib", "eval", what="plots").use("Agg")
+    plt = require("matplotlib.pyplot", "eval", what="plots")
     if not summaries:
         raise BehaviorMemoryError("no answered rows to plot")
 

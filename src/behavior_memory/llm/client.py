@@ -23,9 +23,8 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LLMConnectionError, LLMError, LLMOutputError, LLMStatusError, LLMTimeoutError
@@ -33,6 +32,9 @@ from ..types import TokenUsage
 from .config import LLMConfig
 from .reasoning import extract_reasoning
 from .structured import JsonExchange
+
+if TYPE_CHECKING:  # openai loads on the first request (it is most of a cold start otherwise)
+    import openai
 
 __all__ = ["ChatResult", "LLMClient"]
 
@@ -81,6 +83,8 @@ class LLMClient:
     # -- openai clients -------------------------------------------------------------------------
 
     def _timeout(self, timeout_s: float | None = None) -> Any:
+        import openai
+
         read = timeout_s or self.config.timeout_s
         # openai.Timeout is httpx.Timeout on openai 2.x and httpx2.Timeout on 3.x.
         return openai.Timeout(read, connect=min(self.config.connect_timeout_s, read))
@@ -95,12 +99,16 @@ class LLMClient:
         }
 
     def _sync_client(self) -> openai.OpenAI:
+        import openai
+
         with self._lock:
             if self._sync is None:
                 self._sync = openai.OpenAI(**self._client_options())
             return self._sync
 
     def _async_client(self) -> openai.AsyncOpenAI:
+        import openai
+
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._async.get(id(loop))
@@ -206,6 +214,8 @@ class LLMClient:
         return result
 
     def _wrap(self, exc: openai.OpenAIError, what: str, timeout_s: float | None = None) -> LLMError:
+        import openai
+
         url, attempts = self.config.base_url, self.config.max_retries + 1
         if isinstance(exc, openai.APITimeoutError):
             limit = timeout_s or self.config.timeout_s
@@ -263,6 +273,8 @@ class LLMClient:
         return await self._asend(params, timeout_s)
 
     def _send(self, params: dict[str, Any], timeout_s: float | None) -> ChatResult:
+        import openai
+
         started = time.perf_counter()
         try:
             completion = self._sync_client().chat.completions.create(**params)
@@ -271,6 +283,8 @@ class LLMClient:
         return self._result(completion, started)
 
     async def _asend(self, params: dict[str, Any], timeout_s: float | None) -> ChatResult:
+        import openai
+
         started = time.perf_counter()
         try:
             completion = await self._async_client().chat.completions.create(**params)
@@ -335,6 +349,8 @@ class LLMClient:
 
     def models(self) -> list[str]:
         """Return the ids of the models the server serves (``GET /v1/models``)."""
+        import openai
+
         started = time.perf_counter()
         try:
             page = self._sync_client().models.list()
@@ -344,6 +360,8 @@ class LLMClient:
 
     async def amodels(self) -> list[str]:
         """Async twin of :meth:`models`."""
+        import openai
+
         started = time.perf_counter()
         try:
             page = await self._async_client().models.list()

@@ -1,16 +1,24 @@
-"""Retrievers: query -> ranked behaviors of one namespace (topic, embedding, BM25, hybrid, pinned first)."""
+"""Retrievers: query -> ranked behaviors of one namespace (topic, embedding, BM25, hybrid, pinned first).
+
+The names below load on first use: the configuration imports ``retrieval.config`` with
+``import behavior_memory``, and that must not pull numpy through the retrievers.
+"""
 
 from __future__ import annotations
 
-from .base import Retriever, ScoredBehavior, rank
-from .config import RetrievalConfig, build_retriever
-from .embedding import EmbeddingRetriever
-from .hybrid import HybridRetriever
-from .lexical import BM25Retriever
-from .pinned import PinnedFirstRetriever
-from .snapshot import SnapshotCache
-from .topic import TopicRetriever
-from .vector_index import VectorIndex
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Retriever, ScoredBehavior, rank
+    from .config import RetrievalConfig, build_retriever
+    from .embedding import EmbeddingRetriever
+    from .hybrid import HybridRetriever
+    from .lexical import BM25Retriever
+    from .pinned import PinnedFirstRetriever
+    from .snapshot import SnapshotCache
+    from .topic import TopicRetriever
+    from .vector_index import VectorIndex
 
 __all__ = [
     "BM25Retriever",
@@ -26,3 +34,28 @@ __all__ = [
     "build_retriever",
     "rank",
 ]
+
+#: public name -> the module that defines it
+_MODULES = {
+    "BM25Retriever": ".lexical",
+    "EmbeddingRetriever": ".embedding",
+    "HybridRetriever": ".hybrid",
+    "PinnedFirstRetriever": ".pinned",
+    "RetrievalConfig": ".config",
+    "Retriever": ".base",
+    "ScoredBehavior": ".base",
+    "SnapshotCache": ".snapshot",
+    "TopicRetriever": ".topic",
+    "VectorIndex": ".vector_index",
+    "build_retriever": ".config",
+    "rank": ".base",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..embeddings.base import Embedder
-from ..store.base import HandbookStore
-from .base import Retriever
-from .embedding import EmbeddingRetriever
-from .hybrid import HybridRetriever
-from .lexical import BM25Retriever
-from .pinned import PinnedFirstRetriever
-from .snapshot import SnapshotCache
-from .topic import TopicRetriever
+# The retrievers (numpy) load when one is built, so the configuration imports cheaply.
+if TYPE_CHECKING:
+    from ..embeddings.base import Embedder
+    from ..store.base import HandbookStore
+    from .base import Retriever
+    from .snapshot import SnapshotCache
 
 __all__ = ["STRATEGIES", "RetrievalConfig", "build_retriever"]
 
@@ -60,19 +57,29 @@ class RetrievalConfig(BaseModel):
 
 
 def _topic(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    from .topic import TopicRetriever
+
     return TopicRetriever(store, snapshots=s)
 
 
 def _lexical(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    from .lexical import BM25Retriever
+
     return BM25Retriever(store, snapshots=s)
 
 
 def _embedding(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    from .embedding import EmbeddingRetriever
+
     assert embedder is not None
     return EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s)
 
 
 def _hybrid(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
+    from .embedding import EmbeddingRetriever
+    from .hybrid import HybridRetriever
+    from .lexical import BM25Retriever
+
     assert embedder is not None
     return HybridRetriever(
         [EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s), BM25Retriever(store, snapshots=s)]
@@ -105,6 +112,9 @@ def build_retriever(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedd
             strategy,
         )
         strategy = "lexical"
+    from .pinned import PinnedFirstRetriever
+    from .snapshot import SnapshotCache
+
     snapshots = SnapshotCache(store)
     retriever = STRATEGIES[strategy][1](cfg, store, embedder, snapshots)
     if cfg.pinned_first:

@@ -20,13 +20,11 @@ Namespaces per task come from the runtime context (``context_schema`` with ``nam
 
 from __future__ import annotations
 
-from ...errors import MissingDependencyError
+from ..._optional import require
 
-try:
-    import langchain.agents  # noqa: F401
-    import langchain_core  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise MissingDependencyError("behavior_memory.adapters.langchain", "langchain") from exc
+# Fail here, with the pip command, before the submodules fail with a bare ImportError.
+for _module in ("langchain_core", "langchain.agents", "langgraph"):
+    require(_module, "langchain", what="behavior_memory.adapters.langchain")
 
 from .middleware import BehaviorMiddleware, BehaviorState
 from .retriever import BehaviorRetriever, behavior_document

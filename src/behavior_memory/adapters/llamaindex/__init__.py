@@ -28,12 +28,11 @@ translates LlamaIndex objects into it. It is the only module tree that imports L
 
 from __future__ import annotations
 
-try:
-    import llama_index.core  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        'the LlamaIndex adapter needs llama-index-core: pip install "behavior-memory[llamaindex]"'
-    ) from exc
+from ..._optional import require
+
+# Fail here, with the pip command, before the submodules fail with a bare ImportError.
+for _module in ("llama_index.core", "llama_index_instrumentation"):
+    require(_module, "llamaindex", what="behavior_memory.adapters.llamaindex")
 
 from .agent import BehaviorMemoryAgent, choose_insert_method, wrap
 from .block import BehaviorMemoryBlock
