@@ -1,7 +1,7 @@
 """The store contract: ``BehaviorStore``, ``TraceStore`` and ``MetaStore``, together ``HandbookStore``.
 
-Every store implements all three (SQLite by default, ``InMemoryStore`` for tests and benches,
-PostgreSQL later); ``tests/conformance/test_store_contract.py`` runs the same checks against each.
+Every store implements all three (``SQLiteStore``, the default, and ``InMemoryStore`` for tests and
+benches); ``tests/conformance/test_store_contract.py`` runs the same checks against each.
 The rules a store must keep, beyond each method's docstring:
 
 - Namespaces: behavior methods take the namespace explicitly and never answer across namespaces;
