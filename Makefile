@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,embeddings,langchain,llamaindex,eval
 
-.PHONY: install demo tour test test-unit test-integration bench bench-reflect eval-smoke bench-langchain bench-llamaindex lint typecheck lock clean serve stop
+.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect eval-smoke bench-langchain bench-llamaindex lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test-integration: install
 
 bench: install
 	$(BIN)/python bench/bench_retrieval.py
+
+bench-import: install
+	$(BIN)/python bench/bench_import.py
 
 bench-reflect: install
 	$(BIN)/python bench/bench_reflect.py

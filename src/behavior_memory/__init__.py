@@ -10,24 +10,7 @@ and inject the relevant ones into the next prompts (Metacognitive Reuse, 2025).
 from __future__ import annotations
 
 from .config.settings import BehaviorMemoryConfig, load_config
-from .errors import (
-    BehaviorMemoryError,
-    ConfigError,
-    EmbeddingError,
-    InvalidBehaviorError,
-    InvalidInputError,
-    LLMConnectionError,
-    LLMError,
-    LLMOutputError,
-    LLMStatusError,
-    LLMTimeoutError,
-    MissingDependencyError,
-    NotFoundError,
-    ServerError,
-    StoreCorruptedError,
-    StoreError,
-    StoreUnavailableError,
-)
+from .errors import BehaviorMemoryError, MissingDependencyError
 from .injection.render import RenderedBlock
 from .memory import BehaviorMemory
 from .retrieval.base import ScoredBehavior
@@ -35,32 +18,20 @@ from .types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Step, To
 
 __version__ = "0.1.0"
 
+# Fifteen names, pinned by tests/unit/test_public_api.py. Every error class stays importable
+# from ``behavior_memory.errors``; the stages have their own modules (store, retrieval, ...).
 __all__ = [
     "Behavior",
     "BehaviorMemory",
     "BehaviorMemoryConfig",
     "BehaviorMemoryError",
     "BehaviorStatus",
-    "ConfigError",
-    "EmbeddingError",
-    "InvalidBehaviorError",
-    "InvalidInputError",
-    "LLMConnectionError",
-    "LLMError",
-    "LLMOutputError",
-    "LLMStatusError",
-    "LLMTimeoutError",
     "MissingDependencyError",
-    "NotFoundError",
     "Outcome",
     "ReflectionStatus",
     "RenderedBlock",
     "ScoredBehavior",
-    "ServerError",
     "Step",
-    "StoreCorruptedError",
-    "StoreError",
-    "StoreUnavailableError",
     "TokenUsage",
     "Trace",
     "__version__",

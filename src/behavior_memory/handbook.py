@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +64,17 @@ class Handbook:
         self.store = store
         self.embedder = embedder
         self.namespace = validate_namespace(namespace)
-        self._check_embedder()
+        # The embedder check waits for the first write or retrieval: reading the handbook
+        # (``bmem behaviors list``) must not load an embedding model.
+        self._embedder_checked = False
+        self._check_lock = threading.Lock()
 
     # --- embedding ----------------------------------------------------------------------------
     def _embed(self, behaviors: list[Behavior]) -> list[npt.NDArray[np.float32] | None]:
+        self.ensure_embedder()
+        return self._vectors(behaviors)
+
+    def _vectors(self, behaviors: list[Behavior]) -> list[npt.NDArray[np.float32] | None]:
         import numpy as np
 
         if self.embedder is None or not behaviors:
@@ -77,8 +85,19 @@ class Handbook:
     def _embedder_id(self) -> str | None:
         return None if self.embedder is None else f"{self.embedder.name}:{self.embedder.dim}"
 
+    def ensure_embedder(self) -> None:
+        """Re-embed every stored behavior if the configured embedder changed since the last run.
+
+        Runs once per handbook, before the first write, retrieval or reflection (the memory calls it).
+        """
+        if self._embedder_checked:
+            return
+        with self._check_lock:
+            if not self._embedder_checked:
+                self._check_embedder()
+                self._embedder_checked = True
+
     def _check_embedder(self) -> None:
-        """Re-embed every stored behavior when the configured embedder changed since the last run."""
         current = self._embedder_id()
         if current is None:
             return
@@ -90,7 +109,7 @@ class Handbook:
             for namespace in self.store.namespaces():
                 behaviors = self.store.list_behaviors(namespace)
                 if behaviors:
-                    vectors = self._embed(behaviors)
+                    vectors = self._vectors(behaviors)
                     self.store.set_vectors(
                         namespace, {b.id: v for b, v in zip(behaviors, vectors, strict=True) if v is not None}
                     )

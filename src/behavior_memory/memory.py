@@ -19,26 +19,25 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import _wiring
 from .config.settings import BehaviorMemoryConfig, load_config
-from .embeddings.base import Embedder
-from .embeddings.config import build_embedder
 from .errors import NotFoundError
-from .handbook import Handbook
 from .injection.render import RenderedBlock, parse_citations, render_block
-from .llm.client import LLMClient
 from .recording.capture import CapturedTraces, capture, note_trace
 from .recording.recorder import TraceRecorder
 from .recording.traces import TraceBook
-from .reflection.curator import Curator
-from .reflection.reflector import Reflector
-from .reflection.worker import ReflectionService, ReflectionWorker, TraceResult
-from .retrieval.base import Retriever, ScoredBehavior
-from .retrieval.config import build_retriever
-from .store.base import HandbookStore
-from .store.sqlite import SQLiteStore
 from .types import Outcome, ReflectionStatus, Trace, normalize_trace_id, validate_namespace
+
+# Type-only: the implementations (numpy, openai) load when ``_wiring`` builds them, not on import.
+if TYPE_CHECKING:
+    from .embeddings.base import Embedder
+    from .handbook import Handbook
+    from .llm.client import LLMClient
+    from .reflection.worker import ReflectionService, ReflectionWorker, TraceResult
+    from .retrieval.base import Retriever, ScoredBehavior
+    from .store.base import HandbookStore
 
 __all__ = ["BehaviorMemory"]
 
@@ -59,16 +58,11 @@ class BehaviorMemory:
     ) -> None:
         self.config = config or BehaviorMemoryConfig()
         self.namespace = validate_namespace(self.config.namespace)
-        if store is None:
-            path = self.config.store_path()
-            if self.config.store.path is None:  # our own default location: create it
-                path.parent.mkdir(parents=True, exist_ok=True)
-            store = SQLiteStore(path, busy_timeout_s=self.config.store.busy_timeout_s)
-        self.store: HandbookStore = store
-        self.embedder = embedder if embedder is not None else build_embedder(self.config.embeddings)
-        self.handbook = Handbook(self.store, self.embedder, namespace=self.namespace)
+        self.store: HandbookStore = store if store is not None else _wiring.build_store(self.config)
+        self.embedder = embedder if embedder is not None else _wiring.build_embedder(self.config)
+        self.handbook: Handbook = _wiring.build_handbook(self.store, self.embedder, self.namespace)
         self.traces = TraceBook(self.store, namespace=self.namespace)
-        self.retriever = retriever or build_retriever(self.config.retrieval, self.store, self.embedder)
+        self.retriever = retriever or _wiring.build_retriever(self.config, self.store, self.embedder)
         self._llm = llm
         self._reflection: ReflectionService | None = None
         self._worker: ReflectionWorker | None = None
@@ -84,6 +78,7 @@ class BehaviorMemory:
         self, query: str, *, k: int | None = None, namespace: str | None = None, topic: str | None = None
     ) -> list[ScoredBehavior]:
         """The behaviors most relevant to ``query`` (active only), in a deterministic order."""
+        self.handbook.ensure_embedder()
         return self.retriever.retrieve(
             query or "", namespace=namespace or self.namespace, k=k or self.config.retrieval.k, topic=topic
         )
@@ -92,6 +87,7 @@ class BehaviorMemory:
         self, query: str, *, k: int | None = None, namespace: str | None = None, topic: str | None = None
     ) -> list[ScoredBehavior]:
         """Async twin of ``retrieve``."""
+        self.handbook.ensure_embedder()  # a no-op after the first call of the process
         return await self.retriever.aretrieve(
             query or "", namespace=namespace or self.namespace, k=k or self.config.retrieval.k, topic=topic
         )
@@ -177,7 +173,7 @@ class BehaviorMemory:
     def llm(self) -> LLMClient:
         """The client of the configured model server (created on first use)."""
         if self._llm is None:
-            self._llm = LLMClient(self.config.llm)
+            self._llm = _wiring.build_llm(self.config)
         return self._llm
 
     @property
@@ -185,28 +181,8 @@ class BehaviorMemory:
         """The reflection pipeline (reflector + curator) over this memory's store."""
         with self._lock:
             if self._reflection is None:
-                cfg = self.config.reflection
-                client = self.llm
-                if cfg.model and cfg.model != self.config.llm.model:
-                    client = LLMClient(self.config.llm.model_copy(update={"model": cfg.model}))
-                reflector = Reflector(
-                    client,
-                    max_trace_tokens=cfg.max_trace_tokens,
-                    max_behaviors=cfg.max_behaviors_per_trace,
-                    min_behaviors=cfg.min_behaviors_per_trace,
-                    reflection_max_tokens=cfg.reflection_max_tokens,
-                    extraction_max_tokens=cfg.extraction_max_tokens,
-                    extra_body=cfg.extra_body,
-                    reflection_prompt=self.config.resolve(cfg.reflection_prompt),
-                    extraction_prompt=self.config.resolve(cfg.extraction_prompt),
-                )
-                curator = Curator(
-                    self.store,
-                    self.embedder,
-                    threshold=self.config.curation.dedup_threshold,
-                    approval=self.config.curation.approval,
-                )
-                self._reflection = ReflectionService(self.store, reflector, curator, max_attempts=cfg.max_attempts)
+                self.handbook.ensure_embedder()  # the curator compares new vectors with the stored ones
+                self._reflection = _wiring.build_reflection(self.config, self.store, self.embedder, self.llm)
             return self._reflection
 
     @property
@@ -214,12 +190,7 @@ class BehaviorMemory:
         """The background reflection worker (started on first use)."""
         with self._lock:
             if self._worker is None:
-                self._worker = ReflectionWorker(
-                    self.reflection,
-                    concurrency=self.config.reflection.concurrency,
-                    lease_s=self.config.reflection.lease_s,
-                )
-                self._worker.start()
+                self._worker = _wiring.build_worker(self.config, self.reflection)
             return self._worker
 
     def reflect_pending(
@@ -234,6 +205,8 @@ class BehaviorMemory:
         Stops early when the model server is down (those traces stay pending). Returns how many
         traces ended in each way (see ``TraceResult``).
         """
+        from .reflection.worker import TraceResult
+
         width = concurrency or self.config.reflection.concurrency
         outcomes: Counter[str] = Counter()
         while limit is None or sum(outcomes.values()) < limit:

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, InvalidBehaviorError, NotFoundError
+from behavior_memory import BehaviorMemory, BehaviorMemoryConfig
+from behavior_memory.errors import InvalidBehaviorError, NotFoundError
 
 
 @pytest.fixture

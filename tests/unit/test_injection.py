@@ -1,6 +1,7 @@
 import pytest
 
-from behavior_memory import Behavior, ConfigError
+from behavior_memory import Behavior
+from behavior_memory.errors import ConfigError
 from behavior_memory.injection.render import RenderedBlock, parse_citations, render_block
 from behavior_memory.injection.tokens import count_tokens
 

@@ -1,7 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from behavior_memory import Behavior, InvalidBehaviorError, InvalidInputError, TokenUsage, Trace
+from behavior_memory import Behavior, TokenUsage, Trace
+from behavior_memory.errors import InvalidBehaviorError, InvalidInputError
 from behavior_memory.types import (
     MAX_INSTRUCTION_CHARS,
     Step,

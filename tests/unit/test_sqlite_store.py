@@ -6,17 +6,13 @@ import threading
 import numpy as np
 import pytest
 
-from behavior_memory import (
-    Behavior,
-    BehaviorStatus,
+from behavior_memory import Behavior, BehaviorStatus, ReflectionStatus, Step, Trace
+from behavior_memory.errors import (
     InvalidBehaviorError,
     NotFoundError,
-    ReflectionStatus,
-    Step,
     StoreCorruptedError,
     StoreError,
     StoreUnavailableError,
-    Trace,
 )
 from behavior_memory.store.base import HandbookStore
 from behavior_memory.store.sqlite import SQLiteStore

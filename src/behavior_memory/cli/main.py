@@ -6,6 +6,7 @@ one clean line (exit status 1); ``--debug`` adds the traceback.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -14,22 +15,58 @@ from typing import Any
 import click
 
 from ..errors import BehaviorMemoryError
-from .behaviors import behaviors
-from .config_cmd import config
 from .context import CliContext
-from .demo import demo
-from .eval_cmd import eval_group
-from .init_cmd import init
-from .reflect import reflect
-from .serve import serve
-from .sft_cmd import sft
-from .traces import traces
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
+
+#: command -> (module under behavior_memory.cli, attribute, one-line help for ``bmem --help``).
+#: A command's module (and what it needs: the store, numpy, the model server, the eval code) loads
+#: only when that command runs, so ``bmem --help`` stays instant. A test checks the help lines.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "behaviors": ("behaviors", "behaviors", "Manage the behaviors of the handbook."),
+    "config": ("config_cmd", "config", "Check the configuration, print its JSON Schema or its effective values."),
+    "demo": (
+        "demo",
+        "demo",
+        "Solve GSM8K problems, reflect, mint behaviors, and solve again with them; print the figures.",
+    ),
+    "eval": (
+        "eval_cmd",
+        "eval_group",
+        "Measure behavior-conditioned inference the way the paper did (bci, summary, plot).",
+    ),
+    "init": ("init_cmd", "init", "Write a commented configuration whose handbook lives beside it."),
+    "reflect": ("reflect", "reflect", "Reflect traces to mint behaviors (the model server must answer)."),
+    "serve": ("serve", "serve", "Serve the model: vLLM on a GPU, or the embedded CPU build with SmolLM2-135M."),
+    "sft": ("sft_cmd", "sft", "Fine-tuning data from behavior-conditioned answers (the paper's BC-SFT)."),
+    "traces": ("traces", "traces", "Inspect recorded traces."),
+}
 
 
 class _Group(click.Group):
-    """Turns our errors into one red line instead of a traceback (unless --debug)."""
+    """Loads each command on first use, and turns our errors into one red line (unless --debug)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"{__package__}.{entry[0]}")
+        command = getattr(module, entry[1])
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The help lines come from the registry: listing the commands must not import them.
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        # A stand-in command shortens the line exactly the way click shortens a real one.
+        rows = [
+            (name, click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)) for name in sorted(COMMANDS)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -62,17 +99,6 @@ def cli(ctx: click.Context, config_path: Path | None, namespace: str | None, deb
     """Procedural memory for LLM agents: behaviors, traces and the handbook."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = CliContext(config_path=config_path, namespace=namespace, debug=debug)
-
-
-cli.add_command(init)
-cli.add_command(config)
-cli.add_command(behaviors)
-cli.add_command(traces)
-cli.add_command(reflect)
-cli.add_command(serve)
-cli.add_command(demo)
-cli.add_command(eval_group)
-cli.add_command(sft)
 
 
 def main() -> None:

@@ -1,0 +1,121 @@
+"""How ``BehaviorMemory`` is put together: configuration -> store, embedder, retriever, LLM client, reflection.
+
+The facade (``memory.py``) only delegates; the construction lives here. Every builder imports its
+implementation when called (pydantic-ai style registries with lazy imports), so importing the
+library loads neither numpy nor openai, and a command that only lists behaviors loads no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config.settings import BehaviorMemoryConfig
+    from .embeddings.base import Embedder
+    from .handbook import Handbook
+    from .llm.client import LLMClient
+    from .reflection.worker import ReflectionService, ReflectionWorker
+    from .retrieval.base import Retriever
+    from .store.base import HandbookStore
+
+__all__ = [
+    "STORE_BACKENDS",
+    "build_embedder",
+    "build_handbook",
+    "build_llm",
+    "build_reflection",
+    "build_retriever",
+    "build_store",
+    "build_worker",
+]
+
+
+def _sqlite_store(config: BehaviorMemoryConfig) -> HandbookStore:
+    from .store.sqlite import SQLiteStore
+
+    path = config.store_path()
+    if config.store.path is None:  # our own default location: create it
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore(path, busy_timeout_s=config.store.busy_timeout_s)
+
+
+#: ``store.backend`` -> factory; a new back-end (PostgreSQL) adds one entry and its config model.
+STORE_BACKENDS: dict[str, Callable[[BehaviorMemoryConfig], HandbookStore]] = {
+    "sqlite": _sqlite_store,
+}
+
+
+def build_store(config: BehaviorMemoryConfig) -> HandbookStore:
+    """The store ``config.store`` describes."""
+    return STORE_BACKENDS[config.store.backend](config)
+
+
+def build_embedder(config: BehaviorMemoryConfig) -> Embedder | None:
+    """The embedder of ``config.embeddings`` (no model is loaded before the first vector), or None."""
+    from .embeddings.config import build_embedder as build_from_section
+
+    return build_from_section(config.embeddings)
+
+
+def build_handbook(store: HandbookStore, embedder: Embedder | None, namespace: str) -> Handbook:
+    """The handbook over ``store``, embedding with ``embedder``."""
+    from .handbook import Handbook
+
+    return Handbook(store, embedder, namespace=namespace)
+
+
+def build_retriever(config: BehaviorMemoryConfig, store: HandbookStore, embedder: Embedder | None) -> Retriever:
+    """The retriever of ``config.retrieval`` over ``store``."""
+    from .retrieval.config import build_retriever as build_from_section
+
+    return build_from_section(config.retrieval, store, embedder)
+
+
+def build_llm(config: BehaviorMemoryConfig, model: str | None = None) -> LLMClient:
+    """A client of the configured model server (openai loads with its first request); ``model`` overrides."""
+    from .llm.client import LLMClient
+
+    llm_config = (
+        config.llm if not model or model == config.llm.model else config.llm.model_copy(update={"model": model})
+    )
+    return LLMClient(llm_config)
+
+
+def build_reflection(
+    config: BehaviorMemoryConfig, store: HandbookStore, embedder: Embedder | None, llm: LLMClient
+) -> ReflectionService:
+    """Reflector (on ``llm``, or on ``reflection.model`` when it names another model) + curator + service."""
+    from .reflection.curator import Curator
+    from .reflection.reflector import Reflector
+    from .reflection.worker import ReflectionService
+
+    cfg = config.reflection
+    client = llm if not cfg.model or cfg.model == config.llm.model else build_llm(config, cfg.model)
+    reflector = Reflector(
+        client,
+        max_trace_tokens=cfg.max_trace_tokens,
+        max_behaviors=cfg.max_behaviors_per_trace,
+        min_behaviors=cfg.min_behaviors_per_trace,
+        reflection_max_tokens=cfg.reflection_max_tokens,
+        extraction_max_tokens=cfg.extraction_max_tokens,
+        extra_body=cfg.extra_body,
+        reflection_prompt=config.resolve(cfg.reflection_prompt),
+        extraction_prompt=config.resolve(cfg.extraction_prompt),
+    )
+    curator = Curator(
+        store,
+        embedder,
+        threshold=config.curation.dedup_threshold,
+        approval=config.curation.approval,
+    )
+    return ReflectionService(store, reflector, curator, max_attempts=cfg.max_attempts)
+
+
+def build_worker(config: BehaviorMemoryConfig, reflection: ReflectionService) -> ReflectionWorker:
+    """The background reflection worker, started."""
+    from .reflection.worker import ReflectionWorker
+
+    worker = ReflectionWorker(reflection, concurrency=config.reflection.concurrency, lease_s=config.reflection.lease_s)
+    worker.start()
+    return worker
