@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from test_langchain_fakes import ScriptedChatModel
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome
 from behavior_memory.adapters.langchain import BehaviorMiddleware
 from behavior_memory.errors import InvalidInputError, LLMConnectionError
+from behavior_memory.recording.text import MAX_RECORDED_CHARS
 
 BASE = "You are a careful calculator agent."
 
@@ -70,35 +72,45 @@ def system_texts(model):
     return [m[0].content for m in model.seen if m and m[0].type == "system"]
 
 
+def invoke(memory, agent, *args, **kwargs):
+    """``agent.invoke`` inside ``memory.capture()``: the result and its trace."""
+    with memory.capture() as run:
+        result = agent.invoke(*args, **kwargs)
+    return result, memory.traces.get(run.trace_id)
+
+
 def test_block_reaches_every_model_call_byte_identical_and_trace_is_complete(memory):
     agent, model, _ = agent_for(memory)
-    result = agent.invoke({"messages": [("user", "Add 1 and 2, adding numbers in parts")]})
+    result, trace = invoke(memory, agent, {"messages": [("user", "Add 1 and 2, adding numbers in parts")]})
     assert result["messages"][-1].content == "By behavior_add_in_parts: 3"
     systems = system_texts(model)
     assert len(systems) == 2 and systems[0] == systems[1]
     assert systems[0].startswith(BASE + "\n\n") and "behavior_add_in_parts: Add two numbers" in systems[0]
 
-    trace = memory.store.get_trace(result["bm_trace_id"])
     assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
     first, tool_step, last = trace.steps
     assert first.messages[0] == {"role": "system", "content": systems[0]}  # what the model got
     assert first.messages[1]["content"] == "Add 1 and 2, adding numbers in parts"
-    assert "tool_call: add" in first.output and first.usage.total_tokens > 0 and first.model == "scripted"
+    assert (
+        first.output == 'tool_call: add({"a": 1, "b": 2})'
+        and first.usage.total_tokens > 0
+        and first.model == "scripted"
+    )
     assert tool_step.name == "add" and tool_step.args == {"a": 1, "b": 2} and tool_step.result == "3"
     assert [m["role"] for m in last.messages] == ["tool"]  # each message recorded once per trace
     assert last.output == "By behavior_add_in_parts: 3" and all(s.latency_s is not None for s in trace.steps)
     assert trace.task == "Add 1 and 2, adding numbers in parts" and trace.answer == last.output
     assert "behavior_add_in_parts" in trace.shown and trace.cited == ["behavior_add_in_parts"]
-    assert trace.metadata["retrieval"] == "ok" and trace.usage.total_tokens == sum(
-        s.usage.total_tokens for s in trace.steps if s.usage
-    )
+    assert trace.metadata["retrieval"] == "ok" and trace.metadata["adapter"] == "langchain"
+    assert trace.usage.total_tokens == sum(s.usage.total_tokens for s in trace.steps if s.usage)
     assert memory.handbook.get("behavior_add_in_parts").cited == 1
 
 
 async def test_async_twin_records_the_same(memory):
     agent, model, _ = agent_for(memory)
-    result = await agent.ainvoke({"messages": [("user", "Add 1 and 2, adding numbers in parts")]})
-    trace = memory.store.get_trace(result["bm_trace_id"])
+    with memory.capture() as run:
+        await agent.ainvoke({"messages": [("user", "Add 1 and 2, adding numbers in parts")]})
+    trace = memory.traces.get(run.trace_id)
     assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
     systems = system_texts(model)
     assert systems[0] == systems[1] and "behavior_add_in_parts" in systems[0]
@@ -106,9 +118,8 @@ async def test_async_twin_records_the_same(memory):
 
 def test_no_behaviors_leaves_the_prompt_untouched(memory):
     agent, model, _ = agent_for(memory, namespace="empty-team")
-    result = agent.invoke({"messages": [("user", "Add 1 and 2")]})
+    _, trace = invoke(memory, agent, {"messages": [("user", "Add 1 and 2")]})
     assert system_texts(model) == [BASE, BASE]
-    trace = memory.store.get_trace(result["bm_trace_id"])
     assert trace.namespace == "empty-team" and trace.shown == [] and trace.metadata["retrieval"] == "empty"
 
 
@@ -119,9 +130,9 @@ def test_retrieval_failure_means_no_block_and_a_warning(memory, monkeypatch, cap
     monkeypatch.setattr(memory, "retrieve", boom)
     agent, model, _ = agent_for(memory)
     with caplog.at_level(logging.WARNING, logger="behavior_memory.adapters.langchain"):
-        result = agent.invoke({"messages": [("user", "Add 1 and 2 in parts")]})
+        result, trace = invoke(memory, agent, {"messages": [("user", "Add 1 and 2 in parts")]})
     assert system_texts(model) == [BASE, BASE] and result["messages"][-1].content.endswith("3")
-    assert memory.store.get_trace(result["bm_trace_id"]).metadata["retrieval"] == "error"
+    assert trace.metadata["retrieval"] == "error"
     assert "retrieval" in caplog.text and "failed" in caplog.text
 
 
@@ -142,11 +153,11 @@ def test_retrieval_slower_than_the_budget_is_skipped(memory, monkeypatch, caplog
     agent, model, _ = agent_for(memory, retrieval_timeout_s=0.05)
     payload = {"messages": [("user", "Add 1 and 2 in parts")]}
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="behavior_memory.adapters.langchain"):
-        result = asyncio.run(agent.ainvoke(payload)) if use_async else agent.invoke(payload)
+    with caplog.at_level(logging.WARNING, logger="behavior_memory.adapters.langchain"), memory.capture() as run:
+        asyncio.run(agent.ainvoke(payload)) if use_async else agent.invoke(payload)
     assert time.perf_counter() - started < 0.45
     assert system_texts(model) == [BASE, BASE]
-    assert memory.store.get_trace(result["bm_trace_id"]).metadata["retrieval"] == "timeout"
+    assert memory.traces.get(run.trace_id).metadata["retrieval"] == "timeout"
     assert "longer than 0.050 s" in caplog.text
 
 
@@ -156,11 +167,11 @@ def test_a_dead_model_server_keeps_the_agents_own_error(memory):
     with pytest.raises(LLMConnectionError) as without:
         plain.invoke({"messages": [("user", "Add 1 and 2")]})
     agent, _, middleware = agent_for(memory, model=ScriptedChatModel(error=error))
-    with pytest.raises(LLMConnectionError) as with_memory:
+    with pytest.raises(LLMConnectionError) as with_memory, memory.capture() as run:
         agent.invoke({"messages": [("user", "Add 1 and 2")]})
     assert with_memory.value is error and without.value is error
-    [trace_id] = middleware.flush()
-    trace = memory.store.get_trace(trace_id)
+    assert middleware.flush() == [run.trace_id]  # the run that raised is known before it is saved
+    trace = memory.traces.get(run.trace_id)
     assert trace.outcome == Outcome.FAILURE and trace.metadata["ended"] == "abandoned"
     assert "connection refused" in trace.steps[0].error and middleware.open_traces == []
 
@@ -171,7 +182,7 @@ def test_a_failing_tool_is_recorded_and_its_error_propagates(memory):
     with pytest.raises(ValueError, match="tool exploded"):
         agent.invoke({"messages": [("user", "break it")]})
     [trace_id] = middleware.flush()
-    steps = memory.store.get_trace(trace_id).steps
+    steps = memory.traces.get(trace_id).steps
     assert [s.kind for s in steps] == ["model", "tool"] and "tool exploded" in steps[1].error
 
 
@@ -185,18 +196,20 @@ def test_namespaces_come_from_the_runtime_context_or_metadata(memory):
     model = ScriptedChatModel(answer="done")
     middleware = BehaviorMiddleware(memory, namespace="acme")
     agent = create_agent(model, [], system_prompt=BASE, middleware=[middleware], context_schema=Ctx)
-    alice = agent.invoke({"messages": [("user", "add numbers in parts")]}, context=Ctx(user_id="alice"))
-    bob = agent.invoke({"messages": [("user", "add numbers in parts")]}, context=Ctx(user_id="bob"))
+    _, alice = invoke(memory, agent, {"messages": [("user", "add numbers in parts")]}, context=Ctx(user_id="alice"))
+    _, bob = invoke(memory, agent, {"messages": [("user", "add numbers in parts")]}, context=Ctx(user_id="bob"))
     assert "behavior_alice_only" in model.seen[0][0].content
     assert model.seen[1][0].content == BASE  # bob's namespace is empty: nothing leaks
-    assert memory.store.get_trace(alice["bm_trace_id"]).namespace == "acme/alice"
-    assert memory.store.get_trace(bob["bm_trace_id"]).namespace == "acme/bob"
+    assert alice.namespace == "acme/alice" and bob.namespace == "acme/bob"
 
     plain = create_agent(model, [], system_prompt=BASE, middleware=[BehaviorMiddleware(memory)])
-    via_meta = plain.invoke(
-        {"messages": [("user", "add numbers in parts")]}, config={"metadata": {"namespace": "acme/alice"}}
+    _, via_meta = invoke(
+        memory,
+        plain,
+        {"messages": [("user", "add numbers in parts")]},
+        config={"metadata": {"namespace": "acme/alice"}},
     )
-    assert memory.store.get_trace(via_meta["bm_trace_id"]).shown == ["behavior_alice_only"]
+    assert via_meta.shown == ["behavior_alice_only"]
     with pytest.raises(InvalidInputError, match="user_id"):
         agent.invoke({"messages": [("user", "x")]}, context=Ctx(user_id="bad id with spaces"))
 
@@ -205,11 +218,17 @@ async def test_sixteen_concurrent_ainvokes_never_mix_traces(memory):
     model = ScriptedChatModel(tool_name="add", tool_args={"a": 1, "b": 2}, delay_s=0.01)
     agent, _, middleware = agent_for(memory, model=model)
     questions = [f"question number {i}: add numbers in parts" for i in range(16)]
-    results = await asyncio.gather(*(agent.ainvoke({"messages": [("user", q)]}) for q in questions))
-    ids = {r["bm_trace_id"] for r in results}
-    assert len(ids) == 16 and middleware.open_traces == []
-    for question, result in zip(questions, results, strict=True):
-        trace = memory.store.get_trace(result["bm_trace_id"])
+
+    async def ask(question):
+        with memory.capture() as run:
+            await agent.ainvoke({"messages": [("user", question)]})
+        return run
+
+    runs = await asyncio.gather(*(ask(q) for q in questions))
+    assert all(len(run.trace_ids) == 1 for run in runs)  # each capture block sees its own task only
+    assert len({run.trace_id for run in runs}) == 16 and middleware.open_traces == []
+    for question, run in zip(questions, runs, strict=True):
+        trace = memory.traces.get(run.trace_id)
         assert trace.task == question and [s.kind for s in trace.steps] == ["model", "tool", "model"]
         humans = [m["content"] for s in trace.steps for m in s.messages if m["role"] == "human"]
         assert humans == [question]
@@ -218,18 +237,16 @@ async def test_sixteen_concurrent_ainvokes_never_mix_traces(memory):
 def test_multimodal_no_text_and_long_histories(memory):
     agent, model, _ = agent_for(memory, model=ScriptedChatModel(answer="ok"))
     picture = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 5000}}
-    result = agent.invoke({"messages": [HumanMessage([{"type": "text", "text": "add in parts"}, picture])]})
-    trace = memory.store.get_trace(result["bm_trace_id"])
+    _, trace = invoke(memory, agent, {"messages": [HumanMessage([{"type": "text", "text": "add in parts"}, picture])]})
     assert trace.task == "add in parts" and "behavior_add_in_parts" in model.seen[0][0].content
     assert trace.steps[0].messages[1]["content"][1] == {"type": "image_url", "omitted": True}
 
-    result = agent.invoke({"messages": [HumanMessage([picture])]})
-    trace = memory.store.get_trace(result["bm_trace_id"])
+    _, trace = invoke(memory, agent, {"messages": [HumanMessage([picture])]})
     assert trace.task == "" and trace.shown == [] and trace.metadata["retrieval"] == "empty"
 
     history = [HumanMessage(f"turn {i}") if i % 2 == 0 else AIMessage(f"reply {i}") for i in range(400)]
-    result = agent.invoke({"messages": [*history, HumanMessage("now add in parts")]})
-    recorded = memory.store.get_trace(result["bm_trace_id"]).steps[0].messages
+    _, trace = invoke(memory, agent, {"messages": [*history, HumanMessage("now add in parts")]})
+    recorded = trace.steps[0].messages
     assert recorded[1] == {"role": "omitted", "content": "[301 earlier messages]"}
     assert len(recorded) == 102 and recorded[-1]["content"] == "now add in parts"
 
@@ -240,10 +257,9 @@ def test_each_turn_of_a_checkpointed_thread_is_its_own_trace(memory):
         model, [], system_prompt=BASE, middleware=[BehaviorMiddleware(memory)], checkpointer=InMemorySaver()
     )
     config = {"configurable": {"thread_id": "t1"}}
-    first = agent.invoke({"messages": [("user", "add in parts")]}, config)
-    second = agent.invoke({"messages": [("user", "something unrelated")]}, config)
-    assert first["bm_trace_id"] != second["bm_trace_id"]
-    trace = memory.store.get_trace(second["bm_trace_id"])
+    _, first = invoke(memory, agent, {"messages": [("user", "add in parts")]}, config)
+    _, trace = invoke(memory, agent, {"messages": [("user", "something unrelated")]}, config)
+    assert first.id != trace.id
     assert trace.task == "something unrelated"
     assert [m["content"] for m in trace.steps[0].messages if m["role"] != "system"] == [
         "add in parts",
@@ -252,14 +268,37 @@ def test_each_turn_of_a_checkpointed_thread_is_its_own_trace(memory):
     ]
 
 
-def test_stream_ends_with_the_trace_id_and_the_block_stays_out_of_the_result(memory):
+def test_streams_are_captured_and_the_private_state_stays_out_of_the_result(memory):
     agent, _, _ = agent_for(memory, model=ScriptedChatModel(answer="ok"))
-    states = list(agent.stream({"messages": [("user", "add in parts")]}, stream_mode="values"))
-    assert memory.store.get_trace(states[-1]["bm_trace_id"]).answer == "ok"
+    with memory.capture() as run:
+        states = list(agent.stream({"messages": [("user", "add in parts")]}, stream_mode="values"))
+    assert memory.traces.get(run.trace_id).answer == states[-1]["messages"][-1].content == "ok"
     result = agent.invoke({"messages": [("user", "add in parts")]})
-    assert set(result) == {"messages", "bm_trace_id"}
-    assert "bm_block" not in agent.get_output_jsonschema()["properties"]
-    assert "bm_trace_id" not in agent.get_input_jsonschema()["properties"]
+    assert set(result) == {"messages"}
+    for schema in (agent.get_output_jsonschema(), agent.get_input_jsonschema()):
+        assert "bm_block" not in schema["properties"] and "bm_trace_id" not in schema["properties"]
+
+
+def test_a_sync_invoke_gives_one_32_hex_trace_id(memory):
+    agent, _, _ = agent_for(memory, model=ScriptedChatModel(answer="ok"))
+    with memory.capture() as run:
+        agent.invoke({"messages": [("user", "add in parts")]})
+    assert len(run.trace_ids) == 1 and re.fullmatch(r"[0-9a-f]{32}", run.trace_id)
+    assert memory.traces.get(run.trace_id).task == "add in parts"
+
+
+async def test_two_concurrent_ainvokes_in_two_capture_blocks_each_get_their_own_id(memory):
+    agent, _, _ = agent_for(memory, model=ScriptedChatModel(answer="ok", delay_s=0.02))
+
+    async def ask(question):
+        with memory.capture() as run:
+            await agent.ainvoke({"messages": [("user", question)]})
+        return run
+
+    first, second = await asyncio.gather(ask("first question"), ask("second question"))
+    assert len(first.trace_ids) == 1 and len(second.trace_ids) == 1 and first.trace_id != second.trace_id
+    assert memory.traces.get(first.trace_id).task == "first question"
+    assert memory.traces.get(second.trace_id).task == "second question"
 
 
 def test_traces_of_runs_that_never_finished_are_saved_after_abandon_after_s(memory):
@@ -270,4 +309,13 @@ def test_traces_of_runs_that_never_finished_are_saved_after_abandon_after_s(memo
     assert len(stuck) == 1
     with pytest.raises(RuntimeError):
         agent.invoke({"messages": [("user", "second")]})  # its before_agent sweeps the first one
-    assert memory.store.get_trace(stuck[0]).outcome == Outcome.FAILURE
+    swept = memory.traces.get(stuck[0])
+    assert swept.outcome == Outcome.FAILURE and swept.metadata["ended"] == "abandoned"
+    assert middleware.open_traces != stuck
+
+
+def test_long_outputs_are_clipped_once_by_the_core(memory):
+    agent, _, _ = agent_for(memory, model=ScriptedChatModel(answer="x" * (MAX_RECORDED_CHARS + 5000)))
+    _, trace = invoke(memory, agent, {"messages": [("user", "say a lot")]})
+    assert trace.steps[0].output == trace.answer
+    assert trace.answer.endswith("\n[... 5000 characters cut ...]") and trace.answer.count("characters cut") == 1

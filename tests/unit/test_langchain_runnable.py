@@ -59,14 +59,18 @@ def test_wrap_injects_before_the_model_and_records_one_trace_per_call(memory):
     chain = wrap(PROMPT | model | StrOutputParser(), memory)
     assert isinstance(chain, BehaviorRunnable)
     user_handler, run_id = Counting(), uuid.uuid4()
-    answer = chain.invoke({"question": "add numbers in parts"}, config={"run_id": run_id, "callbacks": [user_handler]})
+    with memory.capture() as run:
+        answer = chain.invoke(
+            {"question": "add numbers in parts"}, config={"run_id": run_id, "callbacks": [user_handler]}
+        )
     assert answer == "By behavior_add_in_parts: 3" and user_handler.starts == 1  # user's callbacks intact
     system = model.seen[0][0]
     assert system.type == "system" and system.content.startswith("Answer briefly.\n\n")
     assert "behavior_add_in_parts: Add two numbers" in system.content
 
-    trace = memory.store.get_trace(str(run_id))
-    assert chain.last_trace_id == str(run_id) and trace.task == "add numbers in parts"
+    assert run.trace_ids == [run_id.hex]  # one id format: the root run's id as 32 hex digits
+    trace = memory.traces.get(run.trace_id)
+    assert trace.task == "add numbers in parts" and trace.metadata["adapter"] == "langchain"
     [step] = trace.steps
     assert step.kind == "model" and step.messages[0]["content"] == system.content
     assert step.usage.total_tokens > 0 and step.output == answer
@@ -88,43 +92,50 @@ def test_wrap_needs_a_model_unless_told_to_record_only(memory):
     with pytest.raises(InvalidInputError, match="no chat model"):
         wrap(echo, memory)
     chain = wrap(echo, memory, inject=False)
-    assert chain.invoke("hello") == "echo hello"
-    trace = memory.store.get_trace(chain.last_trace_id)
+    with memory.capture() as run:
+        assert chain.invoke("hello") == "echo hello"
+    trace = memory.traces.get(run.trace_id)
     assert trace.task == "hello" and trace.answer == "echo hello" and trace.steps == []
 
 
 def test_a_failing_chain_is_saved_as_a_failure_and_raises_unchanged(memory):
     chain = wrap(PROMPT | ScriptedChatModel(error=ConnectionError("server down")), memory)
-    with pytest.raises(ConnectionError, match="server down"):
+    with pytest.raises(ConnectionError, match="server down"), memory.capture() as run:
         chain.invoke({"question": "add numbers in parts"})
-    trace = memory.store.get_trace(chain.last_trace_id)
-    assert trace.outcome == Outcome.FAILURE and "server down" in trace.metadata["error"]
-    assert "server down" in trace.steps[0].error
+    trace = memory.traces.get(run.trace_id)
+    assert trace.outcome == Outcome.FAILURE and trace.metadata["error"] == "ConnectionError: server down"
+    assert trace.steps[0].error == "ConnectionError: server down"  # the core's error text, as in every adapter
 
 
 async def test_concurrent_ainvoke_and_astream_keep_traces_apart(memory):
     model = ScriptedChatModel(answer="ok", delay_s=0.01)
     chain = wrap(PROMPT | model, memory)
-    ids = [uuid.uuid4() for _ in range(8)]
-    await asyncio.gather(
-        *(chain.ainvoke({"question": f"add in parts #{i}"}, config={"run_id": rid}) for i, rid in enumerate(ids))
-    )
-    for i, rid in enumerate(ids):
-        trace = memory.store.get_trace(str(rid))
+
+    async def ask(i):
+        with memory.capture() as run:
+            await chain.ainvoke({"question": f"add in parts #{i}"})
+        return run
+
+    runs = await asyncio.gather(*(ask(i) for i in range(8)))
+    for i, run in enumerate(runs):
+        assert len(run.trace_ids) == 1
+        trace = memory.traces.get(run.trace_id)
         assert trace.task == f"add in parts #{i}"
         assert [m["content"] for m in trace.steps[0].messages if m["role"] == "human"] == [trace.task]
-    chunks = [c async for c in chain.astream({"question": "add in parts, streamed"})]
+    with memory.capture() as run:
+        chunks = [c async for c in chain.astream({"question": "add in parts, streamed"})]
     assert "".join(c.content for c in chunks) == "ok"
-    assert memory.store.get_trace(chain.last_trace_id).task == "add in parts, streamed"
+    assert memory.traces.get(run.trace_id).task == "add in parts, streamed"
 
 
 def test_namespace_from_config_metadata(memory):
     memory.handbook.add("behavior_team_b", "Add in parts, team b style.", namespace="team-b")
     model = ScriptedChatModel()
     chain = wrap(PROMPT | model, memory)
-    chain.invoke({"question": "add in parts"}, config={"metadata": {"namespace": "team-b"}})
+    with memory.capture() as run:
+        chain.invoke({"question": "add in parts"}, config={"metadata": {"namespace": "team-b"}})
     assert "behavior_team_b" in model.seen[0][0].content and "behavior_add_in_parts" not in model.seen[0][0].content
-    assert memory.store.get_trace(chain.last_trace_id).namespace == "team-b"
+    assert memory.traces.get(run.trace_id).namespace == "team-b"
 
 
 @tool
@@ -137,13 +148,16 @@ def test_tracer_alone_records_an_agent_run_with_its_tool_calls(memory):
     model = ScriptedChatModel(tool_name="add", tool_args={"a": 1, "b": 2})
     agent = create_agent(model, [add], system_prompt="Be brief.")
     tracer, run_id = BehaviorTracer(memory), uuid.uuid4()
-    agent.invoke(
-        {"messages": [("user", "1+2?")]},
-        config={"callbacks": [tracer], "run_id": run_id, "metadata": {"user_id": "carol"}},
-    )
-    trace = memory.store.get_trace(str(run_id))
-    assert tracer.last_trace_id == str(run_id) and trace.namespace == "default/carol"
+    with memory.capture() as run:
+        agent.invoke(
+            {"messages": [("user", "1+2?")]},
+            config={"callbacks": [tracer], "run_id": run_id, "metadata": {"user_id": "carol"}},
+        )
+    assert run.trace_ids == [run_id.hex] and tracer.open_traces == []
+    trace = memory.traces.get(run.trace_id)
+    assert trace.namespace == "default/carol" and trace.metadata["adapter"] == "langchain"
     assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
     assert trace.steps[1].name == "add" and trace.steps[1].args == {"a": 1, "b": 2} and trace.steps[1].result == "3"
     assert trace.task == "1+2?" and trace.answer == "The answer is 3."
+    assert trace.steps[0].output == 'tool_call: add({"a": 1, "b": 2})'
     assert [m["role"] for m in trace.steps[2].messages] == ["tool"]

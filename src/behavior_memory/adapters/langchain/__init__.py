@@ -5,17 +5,20 @@ Needs the ``[langchain]`` extra (``pip install "behavior-memory[langchain]"``)::
     from behavior_memory.adapters.langchain import BehaviorMiddleware
 
     agent = create_agent(model, tools, system_prompt="...", middleware=[BehaviorMiddleware(memory)])
-    result = agent.invoke({"messages": [("user", "...")]})   # behaviors injected, trace saved
-    memory.feedback(result["bm_trace_id"], outcome="success")
+    with memory.capture() as run:           # the one way to a run's trace id, in every integration
+        agent.invoke({"messages": [("user", "...")]})   # behaviors injected, trace saved
+    memory.feedback(run.trace_id, outcome="success")
 
 - ``BehaviorMiddleware``: retrieve once per task, inject into the system message, record every
-  model and tool call, save the trace; the result's ``bm_trace_id`` names it.
+  model and tool call, save the trace.
 - ``with_behaviors(chain, memory)`` / ``memory.wrap(chain)``: the same for any Runnable.
 - ``BehaviorTracer``: record runs as traces without injecting anything.
 - ``BehaviorRetriever``: the handbook as a ``BaseRetriever``.
 
 Namespaces per task come from the runtime context (``context_schema`` with ``namespace`` or
-``user_id``) or from ``config["metadata"]`` (the same keys).
+``user_id``) or from ``config["metadata"]`` (the same keys), by the core's ``task_namespace`` rule.
+The adapter only translates LangChain objects: the task lifecycle, block fetch, text rules and
+trace ids are the core's, shared with every integration.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Reading LangChain messages for behavior memory: text, reasoning, tool calls, multimodal parts.
 
-Turns messages into JSON-safe records for a ``Trace`` (long texts clipped, images and files kept
-as a type marker only), finds a task's text in any Runnable input, and appends the behavior block
-to a system message as plain text.
+Only translation lives here: LangChain objects in, the core's shapes out. Messages become JSON-safe
+records for a ``Trace`` (images and files kept as a type marker only); the text rules themselves
+(the clip, the ``tool_call:`` line, which fields hold reasoning) are the core's, in
+``recording.text`` and ``llm.reasoning``. It also finds a task's text in any Runnable input and
+appends the behavior block to a system message as plain text.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from typing import Any
 from langchain_core.messages import SystemMessage
 
 from ...injection.render import append_block
+from ...llm.reasoning import reasoning_field
+from ...recording.text import clip, tool_call_line
 
 __all__ = [
-    "MAX_RECORDED_CHARS",
     "MessageLog",
-    "clip",
     "content_text",
     "last_human_text",
     "message_record",
@@ -28,15 +30,6 @@ __all__ = [
     "tool_outcome",
     "with_block",
 ]
-
-#: Longest text kept per recorded message, output or tool result; the rest is cut (and marked).
-MAX_RECORDED_CHARS = 20_000
-
-
-def clip(text: str, limit: int = MAX_RECORDED_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}\n[... {len(text) - limit} characters cut ...]"
 
 
 def content_text(content: Any) -> str:
@@ -107,48 +100,50 @@ def message_record(message: Any) -> dict[str, Any]:
 
 
 def output_text(message: Any) -> str:
-    """What a model call produced: its text, then one ``tool_call: name({...})`` line per tool call."""
+    """What a model call produced: its text, then the core's ``tool_call_line`` per tool call.
+
+    Not clipped: the recorder clips what it stores (clipping twice would cut the first marker).
+    """
     lines = [content_text(getattr(message, "content", "")).strip()]
-    for call in tool_calls_of(message):
-        lines.append(f"tool_call: {call['name']}({json.dumps(call['args'], sort_keys=True, default=str)})")
-    return clip("\n".join(line for line in lines if line))
+    lines.extend(tool_call_line(call["name"], call["args"]) for call in tool_calls_of(message))
+    return "\n".join(line for line in lines if line)
 
 
 def tool_outcome(out: Any) -> tuple[str | None, str | None]:
     """(result, error) of a tool's output: a ToolMessage (``status="error"`` is an error), a
-    LangGraph ``Command`` carrying ToolMessages, or any value."""
+    LangGraph ``Command`` carrying ToolMessages, or any value. The recorder clips both."""
     update = getattr(out, "update", None) if type(out).__name__ == "Command" else None
     if isinstance(update, Mapping):
         replies = [m for m in update.get("messages", []) if getattr(m, "type", None) == "tool"]
         if not replies:
-            return clip(f"Command(goto={getattr(out, 'goto', None)!r})"), None
+            return f"Command(goto={getattr(out, 'goto', None)!r})", None
         out = replies[0]
     if getattr(out, "type", None) == "tool":
-        text = clip(content_text(getattr(out, "content", "")))
+        text = content_text(getattr(out, "content", ""))
         return (None, text) if getattr(out, "status", None) == "error" else (text, None)
     if isinstance(out, str):
-        return clip(out), None
-    return clip(json.dumps(out, default=str) if isinstance(out, dict | list) else str(out)), None
+        return out, None
+    return json.dumps(out, default=str) if isinstance(out, dict | list) else str(out), None
 
 
 def reasoning_text(message: Any) -> str | None:
-    """Reasoning the server returned, when the chat model kept it (kwargs or reasoning blocks)."""
-    extra = getattr(message, "additional_kwargs", None) or {}
-    for key in ("reasoning_content", "reasoning"):
-        value = extra.get(key)
-        if isinstance(value, str) and value.strip():
-            return clip(value)
+    """Reasoning the server returned, when the chat model kept it.
+
+    The core's ``reasoning_field`` reads ``additional_kwargs``; LangChain's own content blocks of
+    type ``reasoning`` or ``thinking`` come next.
+    """
+    found = reasoning_field(getattr(message, "additional_kwargs", None) or {})
+    if found is not None:
+        return found
     content = getattr(message, "content", None)
-    if isinstance(content, list):
-        parts = [
-            str(block.get("reasoning") or block.get("thinking") or "")
-            for block in content
-            if isinstance(block, Mapping) and block.get("type") in ("reasoning", "thinking")
-        ]
-        text = "\n".join(p for p in parts if p)
-        if text:
-            return clip(text)
-    return None
+    if not isinstance(content, list):
+        return None
+    parts = [
+        str(block.get("reasoning") or block.get("thinking") or "")
+        for block in content
+        if isinstance(block, Mapping) and block.get("type") in ("reasoning", "thinking")
+    ]
+    return "\n".join(p for p in parts if p) or None
 
 
 def task_text(value: Any) -> str:

@@ -1,14 +1,16 @@
 """``with_behaviors(chain, memory)`` (also ``memory.wrap(chain)``): behavior memory for any Runnable.
 
 At wrap time a small ``inject_behaviors`` step is put before each chat model found in the chain
-(inside sequences, bindings, parallel maps and fallbacks). Each call then retrieves behaviors for
-the input, hands the block to those steps through ``config["configurable"]``, and adds a
-``BehaviorTracer`` to the callbacks (the user's own callbacks stay as they were), so the run is
-saved as one trace whose id is the root run's id::
+(inside sequences, bindings, parallel maps and fallbacks). Each call then fetches the block for the
+input (the core's ``BlockFetcher``, with its time budget), hands it to those steps through
+``config["configurable"]``, and adds a ``BehaviorTracer`` to the callbacks (the user's own
+callbacks stay as they were), so the run is saved as one trace. Its id comes from
+``memory.capture()``, as in every integration::
 
     chain = memory.wrap(prompt | llm)
-    answer = chain.invoke({"question": "..."}, config={"run_id": run_id})
-    memory.feedback(str(run_id), outcome="success")
+    with memory.capture() as run:
+        answer = chain.invoke({"question": "..."})
+    memory.feedback(run.trace_id, outcome="success")
 
 For ``create_agent`` agents use ``BehaviorMiddleware`` instead: it also records tool calls by task
 and keeps the block fixed across the agent's model calls.
@@ -17,7 +19,6 @@ and keeps the block fixed across the agent's model calls.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
@@ -122,8 +123,8 @@ class BehaviorRunnable(Runnable[Any, Any]):
     """A Runnable with behaviors injected before its chat models and each call saved as a trace.
 
     Made by ``with_behaviors``; behaves like the chain it wraps (invoke, ainvoke, stream, astream,
-    batch). ``last_trace_id`` is the trace of the latest call (for scripts; with concurrent calls,
-    choose ``config["run_id"]`` yourself or use ``on_trace``).
+    batch). Each call is one trace; ``memory.capture()`` around the call gives its id, and
+    ``on_trace`` receives every saved trace.
     """
 
     def __init__(
@@ -154,7 +155,6 @@ class BehaviorRunnable(Runnable[Any, Any]):
                 "contains the model (prompt | llm), use inject=False to record traces only, or use "
                 "BehaviorMiddleware for create_agent agents"
             )
-        self.last_trace_id: str | None = None
         self.name = chain.get_name()
 
     @property
@@ -197,7 +197,6 @@ class BehaviorRunnable(Runnable[Any, Any]):
         )
         patched: RunnableConfig = {
             **config,
-            "run_id": config.get("run_id") or uuid.uuid4(),
             "callbacks": _with_handler(config.get("callbacks"), tracer),
             "configurable": {**(config.get("configurable") or {}), BLOCK_KEY: block},
         }
@@ -215,10 +214,10 @@ class BehaviorRunnable(Runnable[Any, Any]):
         fetched = await self.fetcher.afetch(query, namespace)
         return self._start(config, str(fetched.block), fetched.block.names, query, namespace, fetched.status)
 
-    def _finish(self, tracer: BehaviorTracer) -> None:
-        for trace in list(tracer.traces):
-            saved = tracer.save_trace(trace)
-            self.last_trace_id = saved.id
+    @staticmethod
+    def _finish(tracer: BehaviorTracer) -> None:
+        tracer.save_ended()
+        tracer.flush()  # the call is over: a run whose end never came (a stream left early) is abandoned
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         patched, tracer = self._prepare(input, config)
