@@ -9,14 +9,51 @@ and inject the relevant ones into the next prompts (Metacognitive Reuse, 2025).
 
 from __future__ import annotations
 
-from .config.settings import BehaviorMemoryConfig, load_config
-from .errors import BehaviorMemoryError, MissingDependencyError
-from .injection.render import RenderedBlock
-from .memory import BehaviorMemory
-from .retrieval.base import ScoredBehavior
-from .types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Step, TokenUsage, Trace
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config.settings import BehaviorMemoryConfig, load_config
+    from .errors import BehaviorMemoryError, MissingDependencyError
+    from .injection.render import RenderedBlock
+    from .memory import BehaviorMemory
+    from .retrieval.base import ScoredBehavior
+    from .types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Step, TokenUsage, Trace
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it. Names load on first use (PEP 562), so
+#: ``import behavior_memory`` and ``bmem --help`` pay for pydantic and the config only when used.
+_EXPORTS = {
+    "Behavior": ".types",
+    "BehaviorMemory": ".memory",
+    "BehaviorMemoryConfig": ".config.settings",
+    "BehaviorMemoryError": ".errors",
+    "BehaviorStatus": ".types",
+    "MissingDependencyError": ".errors",
+    "Outcome": ".types",
+    "ReflectionStatus": ".types",
+    "RenderedBlock": ".injection.render",
+    "ScoredBehavior": ".retrieval.base",
+    "Step": ".types",
+    "TokenUsage": ".types",
+    "Trace": ".types",
+    "load_config": ".config.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'behavior_memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 # Fifteen names, pinned by tests/unit/test_public_api.py. Every error class stays importable
 # from ``behavior_memory.errors``; the stages have their own modules (store, retrieval, ...).

@@ -5,15 +5,25 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from ..config.settings import DEFAULT_CONFIG_NAME, BehaviorMemoryConfig, load_config, load_config_text
 from ..errors import ConfigError
-from ..memory import BehaviorMemory
+
+if TYPE_CHECKING:  # loaded by the commands that need them, so `bmem --help` stays instant
+    from rich.console import Console
+
+    from ..config.settings import BehaviorMemoryConfig
+    from ..memory import BehaviorMemory
 
 __all__ = ["CliContext", "pass_ctx"]
+
+
+def _console(**options: object) -> Console:
+    from rich.console import Console
+
+    return Console(soft_wrap=True, **options)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -22,15 +32,15 @@ class CliContext:
     namespace: str | None
     debug: bool
     # Soft wrap keeps paths and ids whole; piped output gets room for the tables instead of 80 columns.
-    console: Console = field(
-        default_factory=lambda: Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
-    )
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    console: Console = field(default_factory=lambda: _console(width=None if sys.stdout.isatty() else 140))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     _config: BehaviorMemoryConfig | None = None
     _memory: BehaviorMemory | None = None
 
     def config(self) -> BehaviorMemoryConfig:
         """The --config file, else ./behavior-memory.yaml, else the defaults (with a note)."""
+        from ..config.settings import DEFAULT_CONFIG_NAME, load_config, load_config_text
+
         if self._config is None:
             if self.config_path is not None:
                 if not self.config_path.exists():
@@ -50,6 +60,8 @@ class CliContext:
         return self._config
 
     def memory(self) -> BehaviorMemory:
+        from ..memory import BehaviorMemory
+
         if self._memory is None:
             self._memory = BehaviorMemory(self.config())
         return self._memory

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -78,13 +79,20 @@ class BlockFetcher:
         if timeout_s is not None:
             self._warm_up()
 
-    @staticmethod
-    def _warm_up() -> None:
-        """Load the tokenizer now (a second or more, cold) so the first task's budget is not spent on it."""
+    def _warm_up(self) -> None:
+        """Load the tokenizer now, and the embedder in the background, so the first task's budget
+        is not spent loading them (MiniLM takes seconds cold, longer than the default budget)."""
         try:
             count_tokens("behavior")
         except Exception:  # the first render will report it
             log.debug("could not load the tokenizer ahead of the first task", exc_info=True)
+        threading.Thread(target=self._warm_retrieval, name="bmem-warm-up", daemon=True).start()
+
+    def _warm_retrieval(self) -> None:
+        try:
+            self.memory.retrieve("warm up", k=1, topic=self.topic)
+        except Exception:  # the first task will report it
+            log.debug("could not warm up retrieval ahead of the first task", exc_info=True)
 
     def _render(self, query: str, namespace: str) -> RenderedBlock:
         hits = self.memory.retrieve(query, k=self.k, namespace=namespace, topic=self.topic)
