@@ -79,8 +79,9 @@ class FirstCallUsesATool(AgentMiddleware):
 def run_pass(agent: Any, memory: BehaviorMemory, tasks: list[str], title: str) -> None:
     print(f"\n=== {title} ===")
     for question in tasks:
-        result = agent.invoke({"messages": [("user", question)]})
-        trace = memory.store.get_trace(result["bm_trace_id"])
+        with memory.capture() as run:  # the one way to a run's trace id, in every integration
+            agent.invoke({"messages": [("user", question)]})
+        trace = memory.traces.get(run.trace_id)
         steps = ", ".join(
             f"{s.kind} {s.usage.total_tokens} tok" if s.kind == "model" else f"{s.name}({s.args}) -> {s.result}"
             for s in trace.steps

@@ -131,9 +131,10 @@ def test_agent_tasks_are_recorded_and_the_next_task_gets_minted_behaviors(vllm_s
     wire = Wire()
     with _memory(tmp_path, vllm_server) as memory:
         agent = _agent(memory, wire.model(vllm_server.base_url, vllm_server.model))
-        result = agent.invoke({"messages": [("user", "What is 17 * 23?")]})
+        with memory.capture() as run:  # the one way to a run's trace id, in every integration
+            agent.invoke({"messages": [("user", "What is 17 * 23?")]})
 
-        trace = memory.store.get_trace(result["bm_trace_id"])
+        trace = memory.traces.get(run.trace_id)
         assert [s.kind for s in trace.steps] == ["model", "tool", "model"]
         call, tool_step, answer = trace.steps
         assert tool_step.name == "calculator" and tool_step.error is None
@@ -149,15 +150,16 @@ def test_agent_tasks_are_recorded_and_the_next_task_gets_minted_behaviors(vllm_s
         assert trace.shown == ["behavior_use_the_calculator"] and trace.topic == "arithmetic"
 
         assert memory.reflect_pending() == {"minted": 1}
-        minted = memory.store.get_trace(trace.id).minted
-        assert minted and memory.store.get_trace(trace.id).reflection_status == ReflectionStatus.DONE
+        minted = memory.traces.get(trace.id).minted
+        assert minted and memory.traces.get(trace.id).reflection_status == ReflectionStatus.DONE
 
-        second = agent.invoke({"messages": [("user", "What is 12 * 12?")]})
-        shown = memory.store.get_trace(second["bm_trace_id"]).shown
+        with memory.capture() as second:
+            agent.invoke({"messages": [("user", "What is 12 * 12?")]})
+        shown = memory.traces.get(second.trace_id).shown
         assert set(minted) <= set(shown)
         assert all(f"{name}: " in wire.systems()[-1] for name in minted)
-        memory.feedback(second["bm_trace_id"], outcome="success", score=1.0)
-        assert memory.store.get_trace(second["bm_trace_id"]).outcome == Outcome.SUCCESS
+        memory.feedback(second.trace_id, outcome="success", score=1.0)
+        assert memory.traces.get(second.trace_id).outcome == Outcome.SUCCESS
 
 
 async def test_sixteen_concurrent_ainvokes_make_sixteen_separate_traces(vllm_server, tmp_path):
@@ -165,10 +167,16 @@ async def test_sixteen_concurrent_ainvokes_make_sixteen_separate_traces(vllm_ser
     with _memory(tmp_path, vllm_server) as memory:
         agent = _agent(memory, wire.model(vllm_server.base_url, vllm_server.model))
         questions = [f"What is {i} + {i + 7}?" for i in range(16)]
-        results = await asyncio.gather(*(agent.ainvoke({"messages": [("user", q)]}) for q in questions))
-        assert len({r["bm_trace_id"] for r in results}) == 16
-        for question, result in zip(questions, results, strict=True):
-            trace = memory.store.get_trace(result["bm_trace_id"])
+
+        async def ask(question: str) -> Any:
+            with memory.capture() as run:  # each task's own block sees its own trace only
+                await agent.ainvoke({"messages": [("user", question)]})
+            return run
+
+        runs = await asyncio.gather(*(ask(q) for q in questions))
+        assert all(len(run.trace_ids) == 1 for run in runs) and len({run.trace_id for run in runs}) == 16
+        for question, run in zip(questions, runs, strict=True):
+            trace = memory.traces.get(run.trace_id)
             assert trace.task == question and [s.kind for s in trace.steps] == ["model", "tool", "model"]
             assert [m["content"] for s in trace.steps for m in s.messages if m["role"] == "human"] == [question]
             args = json.dumps(trace.steps[1].args, sort_keys=True)
@@ -180,15 +188,17 @@ async def test_sixteen_concurrent_ainvokes_make_sixteen_separate_traces(vllm_ser
 def test_background_reflection_never_reaches_the_users_stream(vllm_server, tmp_path):
     with _memory(tmp_path, vllm_server, mode="background") as memory:
         agent = _agent(memory, Wire().model(vllm_server.base_url, vllm_server.model))
-        first = agent.invoke({"messages": [("user", "What is 2 + 2?")]})  # its reflection starts now
-        parts = list(agent.stream({"messages": [("user", "What is 3 + 4?")]}, stream_mode=["messages", "values"]))
+        with memory.capture() as first:
+            agent.invoke({"messages": [("user", "What is 2 + 2?")]})  # its reflection starts now
+        with memory.capture() as streamed_run:
+            parts = list(agent.stream({"messages": [("user", "What is 3 + 4?")]}, stream_mode=["messages", "values"]))
         assert memory.wait_for_reflection(timeout=300)
         chunks = [data for mode, data in parts if mode == "messages"]
         assert {meta["langgraph_node"] for _, meta in chunks} <= {"model", "tools"}  # no reflection call
-        second = memory.store.get_trace([data for mode, data in parts if mode == "values"][-1]["bm_trace_id"])
+        second = memory.traces.get(streamed_run.trace_id)
         streamed = {chunk.id for chunk, meta in chunks if meta["langgraph_node"] == "model"}
         assert len(streamed) == sum(s.kind == "model" for s in second.steps) == 2
-        assert memory.store.get_trace(first["bm_trace_id"]).reflection_status != ReflectionStatus.PENDING
+        assert memory.traces.get(first.trace_id).reflection_status != ReflectionStatus.PENDING
 
 
 def test_wrapped_chain_against_the_server(vllm_server, tmp_path):
@@ -198,8 +208,9 @@ def test_wrapped_chain_against_the_server(vllm_server, tmp_path):
         chain = wrap(
             prompt | wire.model(vllm_server.base_url, vllm_server.model, max_tokens=8), memory, topic="arithmetic"
         )
-        chain.invoke({"question": "What is 5 + 5?"})
-        trace = memory.store.get_trace(chain.last_trace_id)
+        with memory.capture() as run:
+            chain.invoke({"question": "What is 5 + 5?"})
+        trace = memory.traces.get(run.trace_id)
         assert wire.systems()[0] == trace.steps[0].messages[0]["content"]
         assert "behavior_use_the_calculator" in wire.systems()[0] and trace.steps[0].usage.total_tokens > 0
 
@@ -223,8 +234,8 @@ def test_a_dead_model_server_keeps_the_agents_own_error(tmp_path):
     with BehaviorMemory(BehaviorMemoryConfig.model_validate(cfg)) as memory:
         middleware = BehaviorMiddleware(memory)
         agent = create_agent(Wire().model(dead, "m"), [calculator], system_prompt=SYSTEM, middleware=[middleware])
-        with pytest.raises(type(without.value)):
+        with pytest.raises(type(without.value)), memory.capture() as run:
             agent.invoke({"messages": [("user", "What is 1 + 1?")]})
-        [trace_id] = middleware.flush()
-        trace = memory.store.get_trace(trace_id)
+        assert middleware.flush() == [run.trace_id]
+        trace = memory.traces.get(run.trace_id)
         assert trace.outcome == Outcome.FAILURE and type(without.value).__name__ in trace.steps[0].error
