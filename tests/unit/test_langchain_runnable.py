@@ -161,3 +161,13 @@ def test_tracer_alone_records_an_agent_run_with_its_tool_calls(memory):
     assert trace.task == "1+2?" and trace.answer == "The answer is 3."
     assert trace.steps[0].output == 'tool_call: add({"a": 1, "b": 2})'
     assert [m["role"] for m in trace.steps[2].messages] == ["tool"]
+
+
+def test_a_stream_left_early_still_saves_its_trace(memory):
+    chain = wrap(PROMPT | ScriptedChatModel(answer="a long answer"), memory)
+    with memory.capture() as run:
+        stream = chain.stream({"question": "add in parts"})
+        next(stream)
+        stream.close()
+    trace = memory.traces.get(run.trace_id)
+    assert trace.task == "add in parts" and trace.shown == ["behavior_add_in_parts"]
