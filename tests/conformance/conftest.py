@@ -1,0 +1,25 @@
+"""Every store the package ships, for the contract suite: add a factory here and it runs every check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from behavior_memory.store.base import HandbookStore
+from behavior_memory.store.memory import InMemoryStore
+from behavior_memory.store.sqlite import SQLiteStore
+
+#: name -> a function that opens an empty store (it may keep its files under the given directory).
+STORE_FACTORIES: dict[str, Callable[[Path], HandbookStore]] = {
+    "sqlite": lambda tmp: SQLiteStore(tmp / "handbook.db"),
+    "memory": lambda tmp: InMemoryStore(),
+}
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HandbookStore]:
+    opened = STORE_FACTORIES[request.param](tmp_path)
+    yield opened
+    opened.close()
