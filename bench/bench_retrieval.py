@@ -15,7 +15,7 @@ Memory: resident-set growth (``/proc/self/status`` VmRSS) per behavior while the
 while each index is built. Targets: p50 < 1 ms at 10k and < 10 ms at 100k; index memory < 2 KB per
 behavior on top of its 1,536-byte vector.
 
-    python bench/bench_retrieval.py                       # SQLiteStore when it imports
+    python bench/bench_retrieval.py                       # SQLiteStore (the default)
     python bench/bench_retrieval.py --sizes 1000 10000 --store memory --out bench.json
 
 Any object implementing ``HandbookStore`` can be measured: call ``run_size(store, ...)`` yourself.
@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import random
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -47,6 +46,9 @@ from behavior_memory.retrieval import (
     RetrievalConfig,
     build_retriever,
 )
+from behavior_memory.store.base import HandbookStore
+from behavior_memory.store.memory import InMemoryStore
+from behavior_memory.store.sqlite import SQLiteStore
 from behavior_memory.types import Behavior
 
 DIM = 384
@@ -156,25 +158,16 @@ def timed(fn: Callable[[int], Any], n_queries: int, warmup: int) -> dict[str, fl
     }
 
 
-def open_store(kind: str, workdir: str) -> tuple[Any, str]:
-    """``(store, label)``: SQLiteStore if asked for or if it imports (auto), else the in-memory test store."""
-    if kind in ("auto", "sqlite"):
-        try:
-            from behavior_memory.store.sqlite import SQLiteStore
-        except ImportError:
-            if kind == "sqlite":
-                raise
-        else:
-            return SQLiteStore(os.path.join(workdir, f"bench-{time.time_ns()}.db")), "SQLiteStore"
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
-    from _memstore import MemoryStore
-
-    return MemoryStore(), "in-memory test store"
+def open_store(kind: str, workdir: str) -> tuple[HandbookStore, str]:
+    """``(store, label)``: a SQLiteStore file in ``workdir`` (``auto``, ``sqlite``) or an ``InMemoryStore``."""
+    if kind == "memory":
+        return InMemoryStore(), "InMemoryStore"
+    return SQLiteStore(os.path.join(workdir, f"bench-{time.time_ns()}.db")), "SQLiteStore"
 
 
 # ------------------------------------------------------------------------------------------ measures
 def measure_insert(
-    store: Any, behaviors: list[Behavior], vectors: npt.NDArray[np.float32], chunk: int = 5000
+    store: HandbookStore, behaviors: list[Behavior], vectors: npt.NDArray[np.float32], chunk: int = 5000
 ) -> dict[str, float]:
     """Fill ``store`` with ``put_behaviors`` in chunks; rate and resident growth per behavior."""
     gc.collect()
@@ -223,7 +216,7 @@ def _build_then_time(
 
 
 def measure_embedding_search(
-    store: Any, qvecs: npt.NDArray[np.float32], n: int, warmup: int
+    store: HandbookStore, qvecs: npt.NDArray[np.float32], n: int, warmup: int
 ) -> tuple[dict[str, float], list[list[str]]]:
     """EmbeddingRetriever.retrieve_by_vector: search only, query already embedded; floor off."""
     found: list[list[str]] = []
@@ -243,7 +236,7 @@ def measure_embedding_search(
     return row, found[-len(qvecs) :]
 
 
-def measure_bm25(store: Any, qtexts: list[str], n: int, warmup: int) -> dict[str, float]:
+def measure_bm25(store: HandbookStore, qtexts: list[str], n: int, warmup: int) -> dict[str, float]:
     """BM25Retriever.retrieve on the query text (with its own snapshot of the behaviors)."""
     return _build_then_time(
         lambda: BM25Retriever(store),
@@ -256,7 +249,7 @@ def measure_bm25(store: Any, qtexts: list[str], n: int, warmup: int) -> dict[str
 
 
 def measure_default_retriever(
-    store: Any, qtexts: list[str], qvecs: npt.NDArray[np.float32], n: int, warmup: int
+    store: HandbookStore, qtexts: list[str], qvecs: npt.NDArray[np.float32], n: int, warmup: int
 ) -> dict[str, float]:
     """``build_retriever(RetrievalConfig())``: hybrid (vectors + BM25), pinned first; lookup embedder."""
     embedder = LookupEmbedder(qtexts, qvecs)
@@ -333,7 +326,7 @@ def recall(found: list[list[str]], exact: list[list[str]]) -> float:
 
 
 # ------------------------------------------------------------------------------------------ main
-def run_size(store: Any, label: str, n: int, n_queries: int, warmup: int) -> list[dict[str, Any]]:
+def run_size(store: HandbookStore, label: str, n: int, n_queries: int, warmup: int) -> list[dict[str, Any]]:
     """Every measure at one size on ``store`` (empty, any ``HandbookStore``)."""
     behaviors, vectors = make_behaviors(n)
     qtexts, qvecs = make_queries(vectors, n_queries)
@@ -395,7 +388,7 @@ def main() -> None:
         for n in sorted(args.sizes):
             store, label = open_store(args.store, workdir)
             results += run_size(store, label, n, args.queries, args.warmup)
-            getattr(store, "close", lambda: None)()
+            store.close()
             del store
             gc.collect()
     embed = None if args.no_model else measure_query_embedding(make_queries(make_behaviors(10)[1], 80)[0])

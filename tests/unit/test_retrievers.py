@@ -6,11 +6,11 @@ import logging
 import random
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from _memstore import MemoryStore
 from pydantic import ValidationError
 
 from behavior_memory.embeddings import Embedder, HashingEmbedder
@@ -28,6 +28,8 @@ from behavior_memory.retrieval import (
     VectorIndex,
     build_retriever,
 )
+from behavior_memory.store.base import Vectors
+from behavior_memory.store.memory import InMemoryStore
 from behavior_memory.types import Behavior, BehaviorStatus
 
 DIM = 4
@@ -67,17 +69,40 @@ def names(results: Sequence[ScoredBehavior]) -> list[str]:
     return [r.behavior.name.removeprefix("behavior_") for r in results]
 
 
+class CountingStore(InMemoryStore):
+    """Counts the reads the caches are meant to save."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, int] = {}
+
+    def _count(self, method: str) -> None:
+        self.calls[method] = self.calls.get(method, 0) + 1
+
+    def list_behaviors(self, namespace: str, **filters: Any) -> list[Behavior]:
+        self._count("list_behaviors")
+        return super().list_behaviors(namespace, **filters)
+
+    def vectors(self, namespace: str) -> Vectors:
+        self._count("vectors")
+        return super().vectors(namespace)
+
+    def change_token(self, namespace: str) -> int:
+        self._count("change_token")
+        return super().change_token(namespace)
+
+
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def store() -> CountingStore:
+    return CountingStore()
 
 
-def embedding_retriever(store: MemoryStore, floor: float = 0.3) -> EmbeddingRetriever:
+def embedding_retriever(store: CountingStore, floor: float = 0.3) -> EmbeddingRetriever:
     return EmbeddingRetriever(store, TableEmbedder({}), floor=floor)
 
 
 # --- embedding ------------------------------------------------------------------------------------
-def test_floor_drops_weak_matches(store: MemoryStore) -> None:
+def test_floor_drops_weak_matches(store: CountingStore) -> None:
     store.put_behaviors(
         [
             (behavior("high"), with_cosine(0.9)),
@@ -92,7 +117,7 @@ def test_floor_drops_weak_matches(store: MemoryStore) -> None:
     assert names(embedding_retriever(store, floor=0.95).retrieve("q", namespace="default", k=10)) == []
 
 
-def test_k_keeps_the_best(store: MemoryStore) -> None:
+def test_k_keeps_the_best(store: CountingStore) -> None:
     store.put_behaviors([(behavior(f"b{i}"), with_cosine(i / 10)) for i in range(10)])
     retriever = embedding_retriever(store, floor=-1.0)
     assert names(retriever.retrieve("q", namespace="default", k=3)) == ["b9", "b8", "b7"]
@@ -100,7 +125,7 @@ def test_k_keeps_the_best(store: MemoryStore) -> None:
     assert len(retriever.retrieve("q", namespace="default", k=50)) == 10
 
 
-def test_ties_are_ordered_by_name_and_never_flip(store: MemoryStore) -> None:
+def test_ties_are_ordered_by_name_and_never_flip(store: CountingStore) -> None:
     tied = [f"t{i:02d}" for i in range(20)]
     random.Random(7).shuffle(tied)  # insertion order must not matter
     store.put_behaviors([(behavior(n), with_cosine(0.7)) for n in tied] + [(behavior("best"), with_cosine(0.8))])
@@ -109,7 +134,7 @@ def test_ties_are_ordered_by_name_and_never_flip(store: MemoryStore) -> None:
     assert first == ["best", "t00", "t01", "t02", "t03"]  # k cuts through the tie: smallest names win
     for _ in range(20):
         assert names(retriever.retrieve("q", namespace="default", k=5)) == first
-    other_order = MemoryStore()
+    other_order = CountingStore()
     other_order.put_behaviors([(behavior(n), with_cosine(0.7)) for n in sorted(tied, reverse=True)])
     assert names(embedding_retriever(other_order).retrieve("q", namespace="default", k=4)) == [
         "t00",
@@ -119,7 +144,7 @@ def test_ties_are_ordered_by_name_and_never_flip(store: MemoryStore) -> None:
     ]
 
 
-def test_namespaces_are_isolated(store: MemoryStore) -> None:
+def test_namespaces_are_isolated(store: CountingStore) -> None:
     store.put_behaviors(
         [
             (behavior("shared", "alpha version", namespace="acme/a"), with_cosine(0.9)),
@@ -134,7 +159,7 @@ def test_namespaces_are_isolated(store: MemoryStore) -> None:
     assert embedding_retriever(store).retrieve("q", namespace="nobody", k=5) == []
 
 
-def test_embedding_topic_filter(store: MemoryStore) -> None:
+def test_embedding_topic_filter(store: CountingStore) -> None:
     store.put_behaviors(
         [
             (behavior("geo", topic="Geometry"), with_cosine(0.6)),
@@ -147,14 +172,14 @@ def test_embedding_topic_filter(store: MemoryStore) -> None:
     assert retriever.retrieve("q", namespace="default", k=5, topic="calculus") == []
 
 
-def test_dimension_mismatch_is_a_clear_error(store: MemoryStore) -> None:
+def test_dimension_mismatch_is_a_clear_error(store: CountingStore) -> None:
     store.put_behavior(behavior("xx"), with_cosine(0.9))
     retriever = EmbeddingRetriever(store, HashingEmbedder(dim=16))
     with pytest.raises(EmbeddingError, match="re-embed"):
         retriever.retrieve("q", namespace="default", k=3)
 
 
-def test_behaviors_without_vectors_are_skipped_by_embedding_but_found_by_bm25(store: MemoryStore) -> None:
+def test_behaviors_without_vectors_are_skipped_by_embedding_but_found_by_bm25(store: CountingStore) -> None:
     store.put_behaviors([(behavior("vec", "alpha"), with_cosine(0.9)), (behavior("novec", "alpha"), None)])
     assert names(embedding_retriever(store).retrieve("alpha", namespace="default", k=5)) == ["vec"]
     assert sorted(names(BM25Retriever(store).retrieve("alpha", namespace="default", k=5))) == ["novec", "vec"]
@@ -165,7 +190,7 @@ def test_behaviors_without_vectors_are_skipped_by_embedding_but_found_by_bm25(st
     "status",
     [BehaviorStatus.QUARANTINED, BehaviorStatus.ARCHIVED, BehaviorStatus.CANDIDATE, BehaviorStatus.STALE],
 )
-def test_only_injectable_statuses_are_ever_returned(store: MemoryStore, status: BehaviorStatus) -> None:
+def test_only_injectable_statuses_are_ever_returned(store: CountingStore, status: BehaviorStatus) -> None:
     store.put_behaviors(
         [
             (behavior("good", "check the modulus", topic="nt"), with_cosine(0.5)),
@@ -184,7 +209,7 @@ def test_only_injectable_statuses_are_ever_returned(store: MemoryStore, status: 
 
 
 # --- topic ----------------------------------------------------------------------------------------
-def test_topic_mode_returns_the_whole_topic_in_name_order(store: MemoryStore) -> None:
+def test_topic_mode_returns_the_whole_topic_in_name_order(store: CountingStore) -> None:
     store.put_behaviors(
         [(behavior(f"nt{i}", topic="Number Theory"), None) for i in (3, 1, 2)]
         + [(behavior("geo", topic="geometry"), None), (behavior("untagged"), None)]
@@ -206,7 +231,7 @@ CORPUS = {
 }
 
 
-def test_bm25_ranks_the_matching_behavior_first(store: MemoryStore) -> None:
+def test_bm25_ranks_the_matching_behavior_first(store: CountingStore) -> None:
     store.put_behaviors([(behavior(name, text), None) for name, text in CORPUS.items()])
     retriever = BM25Retriever(store)
     assert names(retriever.retrieve("how many elements are in the union of two sets?", namespace="default", k=2)) == [
@@ -222,7 +247,7 @@ def test_bm25_ranks_the_matching_behavior_first(store: MemoryStore) -> None:
     assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
 
 
-def test_bm25_prefers_rare_terms_and_short_documents(store: MemoryStore) -> None:
+def test_bm25_prefers_rare_terms_and_short_documents(store: CountingStore) -> None:
     store.put_behaviors(
         [
             (behavior("short", "modulus check"), None),
@@ -235,7 +260,7 @@ def test_bm25_prefers_rare_terms_and_short_documents(store: MemoryStore) -> None
     assert names(results)[:2] == ["short", "long"]
 
 
-def test_bm25_ties_are_ordered_by_name(store: MemoryStore) -> None:
+def test_bm25_ties_are_ordered_by_name(store: CountingStore) -> None:
     store.put_behaviors([(behavior(n, "identical words here"), None) for n in ("zeta", "alpha", "mid")])
     assert names(BM25Retriever(store).retrieve("identical", namespace="default", k=2)) == ["alpha", "mid"]
 
@@ -268,7 +293,7 @@ def test_rrf_fuses_by_rank() -> None:
     assert first.seen_k == [20]  # children are asked for more candidates than k
 
 
-def test_hybrid_of_real_retrievers_finds_what_either_finds(store: MemoryStore) -> None:
+def test_hybrid_of_real_retrievers_finds_what_either_finds(store: CountingStore) -> None:
     store.put_behaviors(
         [
             (behavior("semantic", "words that do not overlap"), with_cosine(0.9)),
@@ -280,7 +305,7 @@ def test_hybrid_of_real_retrievers_finds_what_either_finds(store: MemoryStore) -
 
 
 # --- pinned ---------------------------------------------------------------------------------------
-def test_pinned_come_first_in_name_order(store: MemoryStore) -> None:
+def test_pinned_come_first_in_name_order(store: CountingStore) -> None:
     store.put_behaviors(
         [
             (behavior("z_pinned", "unrelated text", pinned=True, topic="other"), with_cosine(0.0)),
@@ -309,7 +334,7 @@ def test_pinned_come_first_in_name_order(store: MemoryStore) -> None:
 
 
 # --- caches ---------------------------------------------------------------------------------------
-def test_index_is_rebuilt_only_when_the_change_token_moves(store: MemoryStore) -> None:
+def test_index_is_rebuilt_only_when_the_change_token_moves(store: CountingStore) -> None:
     store.put_behavior(behavior("one", "alpha"), with_cosine(0.9))
     snapshots = SnapshotCache(store)
     emb = EmbeddingRetriever(store, TableEmbedder({}), snapshots=snapshots)
@@ -335,7 +360,7 @@ def test_index_is_rebuilt_only_when_the_change_token_moves(store: MemoryStore) -
     assert emb.retrieve("alpha", namespace="default", k=5) == []
 
 
-def test_concurrent_retrievals_build_once_and_agree(store: MemoryStore) -> None:
+def test_concurrent_retrievals_build_once_and_agree(store: CountingStore) -> None:
     rng = np.random.default_rng(0)
     store.put_behaviors(
         [(behavior(f"b{i:03d}", f"word{i % 7} common"), unit(*rng.normal(size=DIM))) for i in range(300)]
@@ -364,7 +389,7 @@ def test_concurrent_retrievals_build_once_and_agree(store: MemoryStore) -> None:
 
 
 # --- async twins ----------------------------------------------------------------------------------
-async def test_async_twins_match_sync(store: MemoryStore) -> None:
+async def test_async_twins_match_sync(store: CountingStore) -> None:
     store.put_behaviors(
         [
             (
@@ -406,7 +431,7 @@ def test_config_defaults_and_unknown_keys() -> None:
 
 @pytest.mark.parametrize("strategy", ["embedding", "hybrid"])
 def test_missing_embedder_falls_back_to_lexical_with_a_warning(
-    store: MemoryStore, strategy: str, caplog: pytest.LogCaptureFixture
+    store: CountingStore, strategy: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.put_behaviors([(behavior(name, text), None) for name, text in CORPUS.items()])
     with caplog.at_level(logging.WARNING, logger="behavior_memory.retrieval.config"):
@@ -416,7 +441,7 @@ def test_missing_embedder_falls_back_to_lexical_with_a_warning(
     assert names(retriever.retrieve("union of sets", namespace="default", k=1)) == ["inclusion_exclusion"]
 
 
-def test_build_retriever_shapes(store: MemoryStore) -> None:
+def test_build_retriever_shapes(store: CountingStore) -> None:
     embedder = TableEmbedder({})
     shapes = {
         "topic": TopicRetriever,
@@ -431,12 +456,12 @@ def test_build_retriever_shapes(store: MemoryStore) -> None:
         assert isinstance(wrapped, PinnedFirstRetriever) and isinstance(wrapped.inner, cls)
 
 
-def test_vector_index_size(store: MemoryStore) -> None:
+def test_vector_index_size(store: CountingStore) -> None:
     store.put_behaviors([(behavior("aa"), QUERY), (behavior("bb", status=BehaviorStatus.ARCHIVED), QUERY)])
     assert VectorIndex(store).size("default") == 1
 
 
-def test_composite_retrievers_read_the_change_token_once_per_query(store: MemoryStore) -> None:
+def test_composite_retrievers_read_the_change_token_once_per_query(store: CountingStore) -> None:
     store.put_behaviors([(behavior(name, text, pinned=True), with_cosine(0.5)) for name, text in CORPUS.items()])
     retriever = build_retriever(RetrievalConfig(), store, TableEmbedder({}))
     retriever.retrieve("union of sets", namespace="default", k=3)  # builds
@@ -445,7 +470,7 @@ def test_composite_retrievers_read_the_change_token_once_per_query(store: Memory
     assert store.calls == {"change_token": 1}
 
 
-async def test_composite_async_reads_the_change_token_once(store: MemoryStore) -> None:
+async def test_composite_async_reads_the_change_token_once(store: CountingStore) -> None:
     store.put_behaviors([(behavior(name, text), with_cosine(0.5)) for name, text in CORPUS.items()])
     retriever = build_retriever(RetrievalConfig(), store, TableEmbedder({}))
     await retriever.aretrieve("union of sets", namespace="default", k=3)
@@ -454,7 +479,7 @@ async def test_composite_async_reads_the_change_token_once(store: MemoryStore) -
     assert store.calls == {"change_token": 1}
 
 
-def test_snapshot_compaction_keeps_every_value(store: MemoryStore) -> None:
+def test_snapshot_compaction_keeps_every_value(store: CountingStore) -> None:
     full = behavior("full", "alpha beta", topic="tt").model_dump()
     stored = Behavior(**full)  # every field given, as a store builds it
     before = stored.model_dump(exclude_unset=True)
