@@ -137,7 +137,7 @@ def indexed_citations_of(memory: BehaviorMemory) -> Callable[..., list[str]]:
         known = []
         for name in parse_citations(text):
             try:
-                memory.store.get_behavior(namespace or memory.namespace, name)
+                memory.handbook.get(name, namespace=namespace)
             except NotFoundError:
                 continue
             known.append(name)

@@ -93,11 +93,9 @@ def build_memory(workdir: str, n: int) -> BehaviorMemory:
     )
     memory = BehaviorMemory(cfg)
     behaviors, _ = make_behaviors(n)
-    vectors = memory.embedder.embed([b.text for b in behaviors]) if memory.embedder is not None else None
     batch = 1000
     for start in range(0, n, batch):
-        items = behaviors[start : start + batch]
-        memory.store.put_behaviors([(b, None if vectors is None else vectors[start + i]) for i, b in enumerate(items)])
+        memory.handbook.add_many(behaviors[start : start + batch])
     return memory
 
 
@@ -233,7 +231,7 @@ def main() -> None:
         rows = make_rows(memory, args.steps)
         times = asyncio.run(measure(rows, queries, args.runs, args.warmup, args.rounds))
         summary = summarize(times, args.steps)
-        traces = len(memory.store.list_traces(NAMESPACE, limit=100_000))
+        traces = memory.traces.count(namespace=NAMESPACE)
         uninstrument(memory)
         memory.close()
 

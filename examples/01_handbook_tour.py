@@ -47,7 +47,7 @@ with tempfile.TemporaryDirectory() as tmp:
             )
             t.tool_call(name="calculator", args={"expr": "33+19-6"}, result=46)
             t.finish(answer="46", outcome="success")
-        trace = memory.store.get_trace(t.id)
+        trace = memory.traces.get(t.id)
         print(
             f"\ntrace {trace.id}: {len(trace.steps)} steps, cited {trace.cited}, reflection {trace.reflection_status}"
         )

@@ -143,6 +143,14 @@ class Handbook:
         )
         return self.store.put_behavior(behavior, self._embed([behavior])[0])
 
+    def add_many(self, behaviors: Iterable[Behavior]) -> builtins.list[Behavior]:
+        """Store ready ``Behavior`` objects, each in its own namespace, embedded in one batch.
+
+        One transaction: a name that already exists raises ``InvalidBehaviorError`` and stores none.
+        """
+        items = builtins.list(behaviors)
+        return self.store.put_behaviors(builtins.list(zip(items, self._embed(items), strict=True)))
+
     def get(self, key: str, *, namespace: str | None = None) -> Behavior:
         """By id or name; raises ``NotFoundError``."""
         return self.store.get_behavior(namespace or self.namespace, key)
