@@ -178,7 +178,7 @@ async def test_sixteen_concurrent_ainvokes_make_sixteen_separate_traces(vllm_ser
         for question, run in zip(questions, runs, strict=True):
             trace = memory.traces.get(run.trace_id)
             assert trace.task == question and [s.kind for s in trace.steps] == ["model", "tool", "model"]
-            assert [m["content"] for s in trace.steps for m in s.messages if m["role"] == "human"] == [question]
+            assert [m["content"] for s in trace.steps for m in s.messages if m["role"] == "user"] == [question]
             args = json.dumps(trace.steps[1].args, sort_keys=True)
             assert trace.steps[0].output == f"tool_call: calculator({args})"  # its own tool call, not another's
             assert all(s.usage.total_tokens > 0 for s in trace.steps if s.kind == "model")

@@ -230,7 +230,7 @@ async def test_sixteen_concurrent_ainvokes_never_mix_traces(memory):
     for question, run in zip(questions, runs, strict=True):
         trace = memory.traces.get(run.trace_id)
         assert trace.task == question and [s.kind for s in trace.steps] == ["model", "tool", "model"]
-        humans = [m["content"] for s in trace.steps for m in s.messages if m["role"] == "human"]
+        humans = [m["content"] for s in trace.steps for m in s.messages if m["role"] == "user"]
         assert humans == [question]
 
 

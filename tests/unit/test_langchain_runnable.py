@@ -121,7 +121,7 @@ async def test_concurrent_ainvoke_and_astream_keep_traces_apart(memory):
         assert len(run.trace_ids) == 1
         trace = memory.traces.get(run.trace_id)
         assert trace.task == f"add in parts #{i}"
-        assert [m["content"] for m in trace.steps[0].messages if m["role"] == "human"] == [trace.task]
+        assert [m["content"] for m in trace.steps[0].messages if m["role"] == "user"] == [trace.task]
     with memory.capture() as run:
         chunks = [c async for c in chain.astream({"question": "add in parts, streamed"})]
     assert "".join(c.content for c in chunks) == "ok"

@@ -19,23 +19,33 @@ from .text import MAX_ERROR_CHARS, clip, json_safe
 __all__ = ["TraceRecorder"]
 
 
+#: Framework role names -> the chat API's, so reflection reads one convention whatever recorded it.
+_ROLES = {"human": "user", "ai": "assistant"}
+
+
+def _role(value: Any) -> str:
+    role = str(getattr(value, "value", value))
+    return _ROLES.get(role, role)
+
+
 def _json_safe_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
     """Keep messages as plain dicts; objects (LangChain, LlamaIndex) become role/content dicts."""
     safe: list[dict[str, Any]] = []
     for message in messages:
         if isinstance(message, dict):
-            safe.append(
-                {
-                    str(k): (v if isinstance(v, str | int | float | bool | type(None) | list | dict) else str(v))
-                    for k, v in message.items()
-                }
-            )
+            record = {
+                str(k): (v if isinstance(v, str | int | float | bool | type(None) | list | dict) else str(v))
+                for k, v in message.items()
+            }
+            if "role" in record:
+                record["role"] = _role(record["role"])
+            safe.append(record)
         else:
             role = getattr(message, "role", None) or getattr(message, "type", None) or "unknown"
             content = getattr(message, "content", message)
             safe.append(
                 {
-                    "role": str(getattr(role, "value", role)),
+                    "role": _role(role),
                     "content": content if isinstance(content, str | list) else str(content),
                 }
             )
@@ -127,9 +137,9 @@ class TraceRecorder:
         score: float | None = None,
         feedback: str | None = None,
     ) -> None:
-        """Set the task's final answer and, when known, its outcome."""
+        """Set the task's final answer (clipped like every recorded text) and, when known, its outcome."""
         with self._lock:
-            self.trace.answer = answer
+            self.trace.answer = None if answer is None else clip(answer)
             self.trace.outcome = Outcome(outcome)
             self.trace.score = score
             self.trace.feedback = feedback

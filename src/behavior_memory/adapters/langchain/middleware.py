@@ -36,7 +36,7 @@ from ...injection.fetch import BlockFetcher, Fetched
 from ...memory import BehaviorMemory
 from ...recording.namespaces import task_namespace
 from ...recording.tasks import OpenTask, TaskRegistry
-from ...recording.text import clip, error_text
+from ...recording.text import error_text
 from ...types import Trace
 from ._messages import MessageLog, last_human_text, output_text, reasoning_text, tool_outcome, with_block
 
@@ -276,7 +276,7 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
             return
         messages = state.get("messages") or []
         answer = next((output_text(m) for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        self.tasks.close(state.get("bm_trace_id"), answer=None if answer is None else clip(answer))
+        self.tasks.close(state.get("bm_trace_id"), answer=answer)
 
     def after_agent(self, state: BehaviorState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         self._close(state)

@@ -48,8 +48,8 @@ def _answer(outputs: Mapping[str, Any] | None) -> str | None:
     if isinstance(value, Mapping) and isinstance(value.get("messages"), list) and value["messages"]:
         value = value["messages"][-1]
     if isinstance(value, BaseMessage):
-        return clip(output_text(value)) or None
-    return clip(str(value)) if value is not None else None
+        return output_text(value) or None
+    return str(value) if value is not None else None
 
 
 def _seconds(run: Run) -> float | None:

@@ -42,7 +42,7 @@ from llama_index_instrumentation.dispatcher import active_instrument_tags
 
 from ...recording.recorder import TraceRecorder
 from ...recording.tasks import OpenTask, TaskRegistry
-from ...recording.text import clip, error_text, json_safe
+from ...recording.text import error_text, json_safe
 from ._handlers import (
     LLAMAINDEX_RUN_TAG,
     NAMESPACE_TAG,
@@ -88,7 +88,7 @@ def _answer(result: Any) -> str | None:
     if result is None:
         return None
     response = getattr(result, "response", None)  # AgentOutput
-    return clip(message_text(response) if response is not None else str(result))
+    return message_text(response) if response is not None else str(result)
 
 
 @dataclass
