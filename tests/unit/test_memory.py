@@ -43,7 +43,7 @@ def test_trace_is_saved_with_steps_usage_and_counters(memory):
         )
         t.tool_call(name="calculator", args={"expr": "33+20-6"}, result=47)
         t.finish(answer="47", outcome="success")
-    saved = memory.store.get_trace(t.id)
+    saved = memory.traces.get(t.id)
     assert [s.kind for s in saved.steps] == ["model", "tool"]
     assert saved.steps[1].result == "47" and saved.usage.total_tokens == 21
     assert saved.cited == ["behavior_inclusion_exclusion"]  # invented names do not count
@@ -56,7 +56,7 @@ def test_a_task_that_raises_is_still_saved_as_failure(memory):
     with pytest.raises(RuntimeError), memory.trace(task="boom") as t:
         t.model_call(output="partial")
         raise RuntimeError("tool exploded")
-    saved = memory.store.get_trace(t.id)
+    saved = memory.traces.get(t.id)
     assert saved.outcome == Outcome.FAILURE and "tool exploded" in saved.metadata["error"]
 
 
@@ -92,7 +92,7 @@ def test_reflection_off_marks_traces_skipped(tmp_path):
     with BehaviorMemory(cfg) as m, m.trace(task="t") as t:
         pass
     with BehaviorMemory(cfg) as m:
-        assert m.store.get_trace(t.id).reflection_status == ReflectionStatus.SKIPPED
+        assert m.traces.get(t.id).reflection_status == ReflectionStatus.SKIPPED
 
 
 def test_concurrent_traces_never_mix(memory):
@@ -109,5 +109,5 @@ def test_concurrent_traces_never_mix(memory):
     for th in threads:
         th.join()
     for i, trace_id in ids.items():
-        outputs = [s.output for s in memory.store.get_trace(trace_id).steps]
+        outputs = [s.output for s in memory.traces.get(trace_id).steps]
         assert outputs == [f"{i}:{j}" for j in range(5)]

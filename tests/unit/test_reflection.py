@@ -79,7 +79,7 @@ def test_minted_behaviors_carry_provenance_and_reflection_is_idempotent(memory):
     assert memory.reflect_pending() == {"minted": 1}
     b = memory.handbook.get("behavior_check_units")  # normalised from the model's spelling
     assert b.sources == [trace_id] and b.model == "scripted" and b.topic == "arithmetic"
-    trace = memory.store.get_trace(trace_id)
+    trace = memory.traces.get(trace_id)
     assert trace.reflection_status == ReflectionStatus.DONE
     assert sorted(trace.minted) == ["behavior_check_units", "behavior_distribute_products"]
     assert memory.reflect_trace(trace_id) == TraceResult.ALREADY
@@ -94,14 +94,14 @@ def test_near_duplicate_merges_into_existing_behavior(memory):
     assert memory.handbook.count() == 1
     merged = memory.handbook.get(existing.id)
     assert merged.sources == [trace_id] and merged.version == 2
-    assert memory.store.get_trace(trace_id).minted == ["behavior_split_products"]
+    assert memory.traces.get(trace_id).minted == ["behavior_split_products"]
 
 
 def test_invalid_names_are_dropped_with_a_reason(memory):
     _use(memory, ScriptedClient([("!!!", "Nothing."), ("behavior_ok_one", "Keep every step short and clear.")]))
     trace_id = _saved_trace(memory)
     memory.reflect_pending()
-    trace = memory.store.get_trace(trace_id)
+    trace = memory.traces.get(trace_id)
     assert trace.minted == ["behavior_ok_one"] and "dropped '!!!'" in trace.reflection_error
 
 
@@ -109,7 +109,7 @@ def test_empty_reflection_is_done_with_a_note(memory):
     _use(memory, ScriptedClient([]))
     trace_id = _saved_trace(memory)
     assert memory.reflect_pending() == {"empty": 1}
-    trace = memory.store.get_trace(trace_id)
+    trace = memory.traces.get(trace_id)
     assert trace.reflection_status == ReflectionStatus.DONE and "no valid behavior" in trace.reflection_error
 
 
@@ -117,7 +117,7 @@ def test_server_down_keeps_trace_pending_without_using_attempts(memory):
     _use(memory, ScriptedClient(error=LLMConnectionError("connection refused", base_url="http://127.0.0.1:9/v1")))
     trace_id = _saved_trace(memory)
     assert memory.reflect_pending() == {"server_down": 1}
-    trace = memory.store.get_trace(trace_id)
+    trace = memory.traces.get(trace_id)
     assert trace.reflection_status == ReflectionStatus.PENDING
     assert trace.reflection_attempts == 0 and "127.0.0.1:9" in trace.reflection_error
     _use(memory, ScriptedClient([("behavior_back_online", "Retry when the server returns.")]))
@@ -128,7 +128,7 @@ def test_bad_output_is_retried_then_failed_with_the_reason(memory):
     _use(memory, ScriptedClient(error=LLMOutputError("output did not match the schema")))
     trace_id = _saved_trace(memory)
     assert memory.reflect_pending() == {"retry": 1, "failed": 1}
-    trace = memory.store.get_trace(trace_id)
+    trace = memory.traces.get(trace_id)
     assert trace.reflection_status == ReflectionStatus.FAILED and "schema" in trace.reflection_error
 
 
@@ -160,7 +160,7 @@ def test_implausible_candidates_are_dropped_with_a_reason(memory):
     )
     trace_id = _saved_trace(memory)
     memory.reflect_pending()
-    trace = memory.store.get_trace(trace_id)
+    trace = memory.traces.get(trace_id)
     assert trace.minted == ["behavior_keep_units"]
     assert "no word" in trace.reflection_error and "not a sentence" in trace.reflection_error
 
