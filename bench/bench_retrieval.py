@@ -47,7 +47,7 @@ from behavior_memory.retrieval import (
     build_retriever,
 )
 from behavior_memory.store.base import HandbookStore
-from behavior_memory.store.memory import InMemoryStore
+from behavior_memory.store.in_memory import InMemoryStore
 from behavior_memory.store.sqlite import SQLiteStore
 from behavior_memory.types import Behavior
 

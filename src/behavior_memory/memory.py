@@ -222,8 +222,7 @@ class BehaviorMemory:
 
     def reflect_trace(self, trace_id: str) -> TraceResult:
         """Reflect one trace now, whatever its status; a trace already reflected mints nothing new."""
-        trace = self.store.get_trace(trace_id)
-        return self.reflection.process(trace)
+        return self.reflection.process(self.traces.get(trace_id))
 
     def wait_for_reflection(self, timeout: float | None = None) -> bool:
         """Wait until the background worker has nothing left to do (True) or the timeout passed."""
@@ -264,4 +263,4 @@ class BehaviorMemory:
         self.close()
 
     def __repr__(self) -> str:
-        return f"BehaviorMemory(namespace={self.namespace!r}, store={getattr(self.store, 'path', self.store)!s})"
+        return f"BehaviorMemory(namespace={self.namespace!r}, store={self.store!r})"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from behavior_memory.store.base import HandbookStore
-from behavior_memory.store.memory import InMemoryStore
+from behavior_memory.store.in_memory import InMemoryStore
 from behavior_memory.store.sqlite import SQLiteStore
 
 #: name -> a function that opens an empty store (it may keep its files under the given directory).

@@ -29,7 +29,7 @@ from behavior_memory.retrieval import (
     build_retriever,
 )
 from behavior_memory.store.base import Vectors
-from behavior_memory.store.memory import InMemoryStore
+from behavior_memory.store.in_memory import InMemoryStore
 from behavior_memory.types import Behavior, BehaviorStatus
 
 DIM = 4

@@ -6,7 +6,7 @@ import pytest
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig
 from behavior_memory.errors import NotFoundError
-from behavior_memory.store.memory import InMemoryStore
+from behavior_memory.store.in_memory import InMemoryStore
 from behavior_memory.types import Outcome, ReflectionStatus
 
 

@@ -160,6 +160,9 @@ class SQLiteStore:
 
         self._write(apply)
 
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all_connections:

@@ -277,5 +277,8 @@ class InMemoryStore:
         with self._lock:
             self._meta[key] = value
 
+    def __repr__(self) -> str:
+        return "InMemoryStore()"
+
     def close(self) -> None:
         """Nothing to release; the data stays readable until the store is dropped."""
