@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..types import Behavior
 
@@ -33,6 +33,26 @@ class ScoredBehavior:
     @property
     def name(self) -> str:
         return self.behavior.name
+
+    def metadata(self) -> dict[str, Any]:
+        """The hit as flat fields: the metadata of a LangChain ``Document`` and a LlamaIndex node alike."""
+        b = self.behavior
+        return {
+            "name": b.name,
+            "instruction": b.instruction,
+            "status": str(b.status),
+            "score": self.score,
+            "retriever": self.source,
+            "namespace": b.namespace,
+            "topic": b.topic,
+            "tags": list(b.tags),
+            "pinned": b.pinned,
+            "shown": b.shown,
+            "cited": b.cited,
+            "helped": b.helped,
+            "hurt": b.hurt,
+            "version": b.version,
+        }
 
 
 def rank(items: Iterable[ScoredBehavior], k: int | None = None) -> list[ScoredBehavior]:

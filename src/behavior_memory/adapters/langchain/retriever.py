@@ -28,22 +28,7 @@ def behavior_document(hit: ScoredBehavior) -> Document:
     return Document(
         id=b.id,
         page_content=b.line,
-        metadata={
-            "name": b.name,
-            "instruction": b.instruction,
-            "status": str(b.status),
-            "score": hit.score,
-            "retriever": hit.source,
-            "namespace": b.namespace,
-            "topic": b.topic,
-            "tags": list(b.tags),
-            "pinned": b.pinned,
-            "shown": b.shown,
-            "cited": b.cited,
-            "helped": b.helped,
-            "hurt": b.hurt,
-            "version": b.version,
-        },
+        metadata=hit.metadata(),
     )
 
 

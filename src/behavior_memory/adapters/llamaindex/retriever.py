@@ -34,22 +34,7 @@ __all__ = ["BehaviorNodePostprocessor", "LlamaIndexBehaviorRetriever", "behavior
 def behavior_node(hit: ScoredBehavior) -> NodeWithScore:
     """One retrieved behavior as a scored ``TextNode`` (id: the behavior's id)."""
     b = hit.behavior
-    metadata: dict[str, Any] = {
-        "name": b.name,
-        "instruction": b.instruction,
-        "status": str(b.status),
-        "score": hit.score,
-        "retriever": hit.source,
-        "namespace": b.namespace,
-        "topic": b.topic,
-        "tags": list(b.tags),
-        "pinned": b.pinned,
-        "shown": b.shown,
-        "cited": b.cited,
-        "helped": b.helped,
-        "hurt": b.hurt,
-        "version": b.version,
-    }
+    metadata = hit.metadata()
     node = TextNode(
         id_=b.id,
         text=b.line,
