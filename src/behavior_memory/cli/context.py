@@ -20,10 +20,10 @@ if TYPE_CHECKING:  # loaded by the commands that need them, so `bmem --help` sta
 __all__ = ["CliContext", "pass_ctx"]
 
 
-def _console(**options: object) -> Console:
+def _console(*, stderr: bool = False, width: int | None = None) -> Console:
     from rich.console import Console
 
-    return Console(soft_wrap=True, **options)  # type: ignore[arg-type]
+    return Console(soft_wrap=True, stderr=stderr, width=width)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import functools
 import shutil
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -22,8 +23,8 @@ def _advance(bar: Progress, task: TaskID, *_: object) -> None:
     bar.advance(task)
 
 
-def _progress(console: object, label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)  # type: ignore[arg-type]
+def _progress(console: Console, label: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
 @click.command()
