@@ -9,6 +9,7 @@ that variable when it is first imported, so a process whose first import happens
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -68,6 +69,23 @@ def _offline() -> Iterator[None]:
                 os.environ[var] = value
 
 
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Load without transformers' "Loading weights" bar: a library should not draw on the user's terminal."""
+    try:
+        hf_logging: Any = importlib.import_module("transformers.utils.logging")
+    except ImportError:  # sentence-transformers will say what is missing
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 class SentenceTransformerEmbedder(Embedder):
     """Embeds with a sentence-transformers model on ``device``; thread-safe, lazily loaded."""
 
@@ -112,7 +130,7 @@ class SentenceTransformerEmbedder(Embedder):
             sentence_transformers = require("sentence_transformers", "embeddings", what="local embeddings")
         logger.info("loading sentence-transformers model %s on %s", self.model_path, self.device)
         try:
-            with _offline():
+            with _offline(), _no_progress_bars():
                 model = sentence_transformers.SentenceTransformer(self.model_path, device=self.device)
         except Exception as exc:
             raise EmbeddingError(
