@@ -1,1 +1,1 @@
-"""llm."""
+"""The model behind reflection: an OpenAI-compatible client (sync and async), structured outputs, reasoning."""
