@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wiring
 from .config.settings import BehaviorMemoryConfig, load_config
-from .errors import NotFoundError
-from .injection.render import RenderedBlock, parse_citations, render_block
+from .injection.render import RenderedBlock, render_block
 from .recording.capture import CapturedTraces, capture, note_trace
 from .recording.recorder import TraceRecorder
 from .recording.traces import TraceBook
-from .types import Outcome, ReflectionStatus, Trace, normalize_trace_id, validate_namespace
+from .types import Outcome, Trace, normalize_trace_id, validate_namespace
 
 # Type-only: the implementations (numpy, openai) load when ``_wiring`` builds them, not on import.
 if TYPE_CHECKING:
@@ -103,15 +102,7 @@ class BehaviorMemory:
 
     def citations(self, text: str | None, *, namespace: str | None = None) -> list[str]:
         """Names of this namespace's behaviors that ``text`` cites, in order of first mention."""
-        ns = namespace or self.namespace
-        known = []
-        for name in parse_citations(text):
-            try:  # one indexed lookup per cited name: the handbook may hold many thousands
-                self.store.get_behavior(ns, name)
-            except NotFoundError:
-                continue
-            known.append(name)
-        return known
+        return self.traces.citations(text, namespace=namespace)
 
     # --- record -------------------------------------------------------------------------------
     def trace(
@@ -151,13 +142,7 @@ class BehaviorMemory:
         return capture()
 
     def _save_trace(self, trace: Trace) -> Trace:
-        outputs = "\n".join(step.output or "" for step in trace.steps if step.kind == "model")
-        trace.cited = self.citations(f"{outputs}\n{trace.answer or ''}", namespace=trace.namespace)
-        if self.config.reflection.mode == "off":
-            trace.reflection_status = ReflectionStatus.SKIPPED
-        self.store.put_trace(trace)  # durable first; counters and reflection come after
-        self.store.increment(trace.namespace, trace.shown, "shown")
-        self.store.increment(trace.namespace, trace.cited, "cited")
+        self.traces.save(trace, reflect=self.config.reflection.mode != "off")
         self._after_trace_saved(trace)
         return trace
 

@@ -1,4 +1,7 @@
-"""``TraceBook``: the traces of a store, read back and given feedback (``memory.traces``).
+"""``TraceBook``: the traces of a store, saved, read back and given feedback (``memory.traces``).
+
+``save`` is the one path by which a finished trace reaches the store: citations are read from its
+outputs, the trace is written durably, then the behaviors' ``shown`` and ``cited`` counters move.
 
 Listing and counting work in one namespace (the one given, or the memory's default) unless asked
 for every namespace. A trace id names one trace in the whole store, so ``get`` and ``feedback``
@@ -10,6 +13,8 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from ..errors import NotFoundError
+from ..injection.render import parse_citations
 from ..store.base import HandbookStore
 from ..types import Outcome, ReflectionStatus, Trace, normalize_trace_id, validate_namespace
 
@@ -28,6 +33,30 @@ class TraceBook:
 
     def _scope(self, namespace: str | None, all_namespaces: bool) -> str | None:
         return None if all_namespaces else validate_namespace(namespace or self.namespace)
+
+    def citations(self, text: str | None, *, namespace: str | None = None) -> builtins.list[str]:
+        """Names of the namespace's behaviors that ``text`` cites, in order of first mention."""
+        scope = namespace or self.namespace
+        known = []
+        for name in parse_citations(text):
+            try:  # one indexed lookup per cited name: the handbook may hold many thousands
+                self.store.get_behavior(scope, name)
+            except NotFoundError:
+                continue
+            known.append(name)
+        return known
+
+    def save(self, trace: Trace, *, reflect: bool = True) -> Trace:
+        """Save a finished trace: cited names read from its outputs, the trace written durably,
+        then the ``shown`` and ``cited`` counters moved. ``reflect=False`` marks it skipped."""
+        outputs = "\n".join(step.output or "" for step in trace.steps if step.kind == "model")
+        trace.cited = self.citations(f"{outputs}\n{trace.answer or ''}", namespace=trace.namespace)
+        if not reflect:
+            trace.reflection_status = ReflectionStatus.SKIPPED
+        self.store.put_trace(trace)  # durable first; counters and reflection come after
+        self.store.increment(trace.namespace, trace.shown, "shown")
+        self.store.increment(trace.namespace, trace.cited, "cited")
+        return trace
 
     def get(self, trace_id: str) -> Trace:
         """The trace with its steps; the id may be spelled as any UUID. Raises ``NotFoundError``."""
