@@ -10,6 +10,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -55,6 +56,9 @@ class Fetched:
 
 
 _EMPTY = RenderedBlock("")
+#: The memories whose retrieval a fetcher has warmed up already (weakly: a closed memory goes).
+_WARMED: weakref.WeakSet[BlockSource] = weakref.WeakSet()
+_WARMED_LOCK = threading.Lock()
 
 
 class BlockFetcher:
@@ -81,7 +85,12 @@ class BlockFetcher:
 
     def _warm_up(self) -> None:
         """Load the tokenizer now, and the embedder in the background, so the first task's budget
-        is not spent loading them (MiniLM takes seconds cold, longer than the default budget)."""
+        is not spent loading them (MiniLM takes seconds cold, longer than the default budget).
+        Once per memory: fetchers are cheap to make, and some adapters make one per task."""
+        with _WARMED_LOCK:
+            if self.memory in _WARMED:
+                return
+            _WARMED.add(self.memory)
         try:
             count_tokens("behavior")
         except Exception:  # the first render will report it

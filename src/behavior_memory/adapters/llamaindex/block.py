@@ -60,6 +60,7 @@ class BehaviorMemoryBlock(BaseMemoryBlock[str]):
     # (scope, namespace, topic, task) -> the rendered block
     _cache: OrderedDict[tuple[str, ...], RenderedBlock] = PrivateAttr(default_factory=OrderedDict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _fetchers: dict[str | None, BlockFetcher] = PrivateAttr(default_factory=dict)
 
     def __init__(self, memory: Any, **data: Any) -> None:
         super().__init__(**data)
@@ -91,10 +92,7 @@ class BehaviorMemoryBlock(BaseMemoryBlock[str]):
             if cached is not None:
                 self._cache.move_to_end(key)
         if cached is None:
-            fetcher = BlockFetcher(
-                self._memory, k=self.k, topic=topic, token_budget=self.token_budget, timeout_s=self.timeout_s
-            )
-            fetched = await fetcher.afetch(task, namespace)
+            fetched = await self._fetcher(topic).afetch(task, namespace)
             log.debug(
                 "behavior block: %s, %d behaviors, %d tokens, %.1f ms",
                 fetched.status,
@@ -109,6 +107,17 @@ class BehaviorMemoryBlock(BaseMemoryBlock[str]):
                     self._cache.popitem(last=False)
         self._note_shown(cached)
         return str(cached)
+
+    def _fetcher(self, topic: str | None) -> BlockFetcher:
+        """One fetcher per topic (a run's tag may name another topic than the block's)."""
+        with self._lock:
+            fetcher = self._fetchers.get(topic)
+            if fetcher is None:
+                fetcher = BlockFetcher(
+                    self._memory, k=self.k, topic=topic, token_budget=self.token_budget, timeout_s=self.timeout_s
+                )
+                self._fetchers[topic] = fetcher
+            return fetcher
 
     def _note_shown(self, block: RenderedBlock) -> None:
         if not block.names:
