@@ -9,8 +9,9 @@ and inject the relevant ones into the next prompts (Metacognitive Reuse, 2025).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from ._lazy import load_export
 
 if TYPE_CHECKING:
     from .config.settings import BehaviorMemoryConfig, load_config
@@ -43,12 +44,7 @@ _EXPORTS = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'behavior_memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    return load_export(__name__, _EXPORTS, name)
 
 
 def __dir__() -> list[str]:

@@ -6,8 +6,9 @@ The names below load on first use: the configuration imports ``retrieval.config`
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import load_export
 
 if TYPE_CHECKING:
     from .base import Retriever, ScoredBehavior, rank
@@ -53,9 +54,4 @@ _MODULES = {
 
 
 def __getattr__(name: str) -> object:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+    return load_export(__name__, _MODULES, name)
