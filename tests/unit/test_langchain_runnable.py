@@ -171,3 +171,8 @@ def test_a_stream_left_early_still_saves_its_trace(memory):
         stream.close()
     trace = memory.traces.get(run.trace_id)
     assert trace.task == "add in parts" and trace.shown == ["behavior_add_in_parts"]
+
+
+def test_wrap_refuses_what_no_adapter_knows(memory):
+    with pytest.raises(InvalidInputError, match="LangChain Runnable or a LlamaIndex agent"):
+        wrap(lambda question: question, memory)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidInputError
+
 if TYPE_CHECKING:
     from ..memory import BehaviorMemory
 
@@ -27,6 +29,10 @@ def wrap(target: Any, memory: BehaviorMemory, **options: Any) -> Any:
         from .llamaindex import wrap as wrap_llamaindex
 
         return wrap_llamaindex(target, memory, **options)
-    from .langchain import with_behaviors
+    if roots & {"langchain", "langchain_core", "langgraph"}:
+        from .langchain import with_behaviors
 
-    return with_behaviors(target, memory, **options)
+        return with_behaviors(target, memory, **options)
+    raise InvalidInputError(
+        f"wrap() takes a LangChain Runnable or a LlamaIndex agent or workflow, not {type(target).__name__}"
+    )
