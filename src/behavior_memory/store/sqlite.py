@@ -50,6 +50,18 @@ T = TypeVar("T")
 _BUSY_BUDGET_S = 120.0  # how long a write keeps retrying a busy file before giving up
 
 
+def _trace_filter(namespace: str | None, status: ReflectionStatus | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) shared by listing and counting traces."""
+    clauses, params = ["1 = 1"], []
+    if namespace is not None:
+        clauses.append("namespace = ?")
+        params.append(namespace)
+    if status is not None:
+        clauses.append("reflection_status = ?")
+        params.append(str(status))
+    return " AND ".join(clauses), params
+
+
 class SQLiteStore:
     """A handbook in one SQLite file (see the module docstring for the concurrency rules)."""
 
@@ -384,31 +396,16 @@ class SQLiteStore:
     def list_traces(
         self, namespace: str | None = None, *, status: ReflectionStatus | None = None, limit: int = 50
     ) -> list[Trace]:
-        sql = f"SELECT {TRACE_COLUMNS} FROM traces WHERE 1 = 1"
-        params: list[Any] = []
-        if namespace is not None:
-            sql += " AND namespace = ?"
-            params.append(namespace)
-        if status is not None:
-            sql += " AND reflection_status = ?"
-            params.append(str(status))
-        sql += " ORDER BY created_at DESC, id LIMIT ?"
-        params.append(int(limit))
+        where, params = _trace_filter(namespace, status)
+        sql = f"SELECT {TRACE_COLUMNS} FROM traces WHERE {where} ORDER BY created_at DESC, id LIMIT ?"
         with self._read() as conn:
-            rows = conn.execute(sql, params).fetchall()
+            rows = conn.execute(sql, [*params, int(limit)]).fetchall()
         return [trace_from_row(row, []) for row in rows]  # steps are loaded by get_trace
 
     def count_traces(self, namespace: str | None = None, *, status: ReflectionStatus | None = None) -> int:
-        sql = "SELECT COUNT(*) FROM traces WHERE 1 = 1"
-        params: list[Any] = []
-        if namespace is not None:
-            sql += " AND namespace = ?"
-            params.append(namespace)
-        if status is not None:
-            sql += " AND reflection_status = ?"
-            params.append(str(status))
+        where, params = _trace_filter(namespace, status)
         with self._read() as conn:
-            return int(conn.execute(sql, params).fetchone()[0])
+            return int(conn.execute(f"SELECT COUNT(*) FROM traces WHERE {where}", params).fetchone()[0])
 
     def claim_pending_traces(self, limit: int, *, lease_s: float = 600.0) -> list[Trace]:
         now = time.time()
