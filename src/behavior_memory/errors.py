@@ -8,16 +8,21 @@ boundary with ``raise ... from exc`` so callers catch ours only::
     ├── ConfigError                 bad YAML, unknown key, wrong type (names the key and the line)
     ├── InvalidInputError           a value the caller gave us is malformed
     │   └── InvalidBehaviorError    a behavior name or instruction breaks the rules
+    │       └── QuarantinedError    the guard refused it (names the rule and the evidence)
     ├── NotFoundError               no behavior / trace with that id or name
     ├── StoreError                  the handbook store failed
     │   ├── StoreUnavailableError   missing directory, read-only file, cannot open
-    │   └── StoreCorruptedError     the file is not a database we can read
+    │   │   └── StoreBusyError      another writer held the store past the write budget
+    │   ├── StoreCorruptedError     the file is not a database we can read
+    │   └── ConflictError           someone else changed the record since it was read
     ├── EmbeddingError              the embedder failed
     ├── LLMError                    the model server failed (names base_url and status)
-    │   ├── LLMConnectionError      unreachable
+    │   ├── LLMConnectionError      unreachable (or its circuit breaker is open)
     │   ├── LLMTimeoutError         too slow
     │   ├── LLMStatusError          HTTP error status
+    │   ├── LLMBadResponseError     a body that is not the API's JSON (an HTML page, a proxy's text)
     │   └── LLMOutputError          output still invalid after the bounded retries
+    │       └── LLMTruncatedError   the answer was cut at max_tokens
     ├── ServerError                 starting or stopping the local vLLM server failed
     └── MissingDependencyError      an optional extra is not installed (names the pip command)
 """
@@ -29,20 +34,26 @@ from typing import Any
 __all__ = [
     "BehaviorMemoryError",
     "ConfigError",
+    "ConflictError",
     "EmbeddingError",
     "InvalidBehaviorError",
     "InvalidInputError",
+    "LLMBadResponseError",
     "LLMConnectionError",
     "LLMError",
     "LLMOutputError",
     "LLMStatusError",
     "LLMTimeoutError",
+    "LLMTruncatedError",
     "MissingDependencyError",
     "NotFoundError",
+    "QuarantinedError",
     "ServerError",
+    "StoreBusyError",
     "StoreCorruptedError",
     "StoreError",
     "StoreUnavailableError",
+    "is_transient",
 ]
 
 
@@ -113,10 +124,33 @@ class StoreUnavailableError(StoreError):
     code = "store_unavailable"
 
 
+class StoreBusyError(StoreUnavailableError):
+    """Another writer held the store longer than this write's budget allowed."""
+
+    code = "store_busy"
+
+
 class StoreCorruptedError(StoreError):
     """The store file exists but is not a database we can read."""
 
     code = "store_corrupted"
+
+
+class ConflictError(StoreError):
+    """The record changed since it was read (optimistic concurrency); re-read and try again."""
+
+    code = "conflict"
+
+
+class QuarantinedError(InvalidBehaviorError):
+    """The guard refused a behavior; ``rule`` and ``evidence`` say why (``--force`` overrides)."""
+
+    code = "quarantined"
+
+    def __init__(self, message: str, *, rule: str, evidence: str) -> None:
+        super().__init__(message)
+        self.data.update(rule=rule, evidence=evidence)
+        self.rule, self.evidence = rule, evidence
 
 
 class EmbeddingError(BehaviorMemoryError):
@@ -156,10 +190,37 @@ class LLMStatusError(LLMError):
     code = "llm_status"
 
 
+class LLMBadResponseError(LLMError):
+    """The server answered with a body that is not the API's JSON (an HTML error page, a proxy)."""
+
+    code = "llm_bad_response"
+
+
 class LLMOutputError(LLMError):
     """The model's output was still invalid after the bounded retries."""
 
     code = "llm_output"
+
+
+class LLMTruncatedError(LLMOutputError):
+    """The model's answer was cut at ``max_tokens`` before it was complete."""
+
+    code = "llm_truncated"
+
+
+#: HTTP statuses that say the server is not ready or overloaded, not that the request was wrong.
+TRANSIENT_STATUSES = frozenset({404, 408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` is the model server's state, not the request's: waiting will fix it.
+
+    Unreachable, too slow, an overloaded or restarting server (5xx, 429, and 404 while a model is
+    still loading), a body that is not the API's JSON. Such faults never use up a trace's attempts.
+    """
+    if isinstance(exc, LLMConnectionError | LLMTimeoutError | LLMBadResponseError):
+        return True
+    return isinstance(exc, LLMStatusError) and (exc.status in TRANSIENT_STATUSES or (exc.status or 0) >= 500)
 
 
 class ServerError(BehaviorMemoryError):
