@@ -207,9 +207,14 @@ class Behavior(BaseModel):
     cited: int = 0
     helped: int = 0
     hurt: int = 0
-    version: int = 1
+    version: int = Field(default=1, description="grows with every edit; edits of an older version are refused")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = Field(default=None, description="when it was last shown or cited")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="provenance and review: the guard's verdict, who approved or overrode what, status history",
+    )
 
     @field_validator("name")
     @classmethod

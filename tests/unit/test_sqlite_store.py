@@ -86,3 +86,47 @@ def test_many_threads_write_without_loss(store):
     assert store.count_behaviors() == 161
     assert store.count_traces() == 160
     assert store.get_behavior("default", "behavior_counter").shown == 160
+
+
+def test_a_write_budget_ends_the_wait_for_a_held_lock_and_writes_nothing(tmp_path):
+    import time as _time
+
+    from behavior_memory.errors import StoreBusyError
+
+    path = tmp_path / "handbook.db"
+    s = SQLiteStore(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer, holding the lock
+    try:
+        t = Trace(task="held")
+        started = _time.monotonic()
+        with pytest.raises(StoreBusyError, match="locked by another writer"):
+            s.save_trace(t, timeout_s=0.2)
+        waited = _time.monotonic() - started
+        assert waited < 5  # bounded by the budget, not by busy_timeout (10 s) or the 2-minute retry
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with pytest.raises(KeyError):
+        s.get_trace(t.id)
+    assert s.save_trace(t, timeout_s=0.2) is True  # the connection is usable again, at its normal timeout
+    s.close()
+
+
+def test_schema_2_adds_review_columns_to_a_version_1_file(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO behaviors (id, namespace, name, instruction, status, created_at, updated_at) "
+        "VALUES ('x', 'default', 'behavior_old', 'an instruction from before', 'active', "
+        "'2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00')"
+    )
+    conn.close()
+    s = SQLiteStore(path)
+    old = s.get_behavior("default", "behavior_old")
+    assert old.metadata == {} and old.last_used_at is None
+    s.close()

@@ -10,12 +10,15 @@ The rules a store must keep, beyond each method's docstring:
   vendor errors are wrapped in ``StoreError`` (or a subclass) at the store's boundary.
 - Copies: what a store returns is the caller's; changing it changes nothing stored.
 - Vectors are float32, L2-normalised by the caller, and stored beside the behavior they embed.
-- Threads: every method is safe to call from many threads at once.
+- Threads and processes: every method is safe to call from many at once. Counters move only by
+  atomic increments; an edit is refused (``ConflictError``) when the behavior changed since it was
+  read, so no edit, merge or counter is ever lost (``store.edits.modify_behavior`` re-reads and retries).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from ..types import Behavior, BehaviorStatus, ReflectionStatus, Trace
@@ -85,12 +88,14 @@ class BehaviorStore(Protocol):
         ...
 
     def update_behavior(self, behavior: Behavior, vector: Vector | None = None) -> Behavior:
-        """Replace every field of the behavior with ``behavior.id`` in ``behavior.namespace``.
+        """Replace the editable fields of the behavior with ``behavior.id`` in ``behavior.namespace``.
 
-        The stored version becomes ``behavior.version + 1`` and ``updated_at`` now; the result is
-        what was stored. The vector is replaced when given and kept otherwise. Raises
-        ``NotFoundError`` when no behavior has that id there, ``InvalidBehaviorError`` when the new
-        name is taken by another behavior of the namespace.
+        Optimistic concurrency: only when the stored version is still ``behavior.version``; else
+        ``ConflictError`` and nothing changes. The counters and ``last_used_at`` are never written
+        here (they move by ``increment``). The stored version becomes ``behavior.version + 1`` and
+        ``updated_at`` now; the result is what is stored (current counters included). The vector
+        is replaced when given and kept otherwise. Raises ``NotFoundError`` when no behavior has
+        that id there, ``InvalidBehaviorError`` when the new name is taken in the namespace.
         """
         ...
 
@@ -129,9 +134,10 @@ class BehaviorStore(Protocol):
     def increment(self, namespace: str, names: Iterable[str], counter: CounterName, by: int = 1) -> None:
         """Add ``by`` to ``counter`` of each distinct named behavior, atomically.
 
-        Unknown names are ignored; a counter not in ``COUNTERS`` raises ``ValueError``. The
-        change token does not move: counters are statistics, and moving it would rebuild every
-        retrieval index after each task.
+        Unknown names are ignored; a counter not in ``COUNTERS`` raises ``ValueError``. ``shown``
+        and ``cited`` also set ``last_used_at`` to now. Neither the version nor the change token
+        moves: counters are statistics, and moving the token would rebuild every retrieval index
+        after each task.
         """
         ...
 
@@ -153,6 +159,15 @@ class TraceStore(Protocol):
 
     def put_trace(self, trace: Trace) -> Trace:
         """Insert or replace a trace, steps included, durably; a replaced trace loses its claim."""
+        ...
+
+    def save_trace(self, trace: Trace, *, timeout_s: float | None = None) -> bool:
+        """Record a finished task: ``put_trace`` and, in the same transaction, one more ``shown``
+        and ``cited`` for the behaviors the trace names, only when its id is new (a replayed trace
+        counts once). Returns whether the id was new.
+
+        ``timeout_s`` bounds the wait for another writer: past it, ``StoreBusyError`` and nothing written.
+        """
         ...
 
     def get_trace(self, trace_id: str) -> Trace:
@@ -182,8 +197,15 @@ class TraceStore(Protocol):
         """
         ...
 
-    def count_traces(self, namespace: str | None = None, *, status: ReflectionStatus | None = None) -> int:
-        """How many traces ``list_traces`` with no limit would return."""
+    def count_traces(
+        self,
+        namespace: str | None = None,
+        *,
+        status: ReflectionStatus | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many traces ``list_traces`` with no limit would return; only those created after
+        ``since`` when given (how many tasks ran since a behavior was last used)."""
         ...
 
     def claim_pending_traces(self, limit: int, *, lease_s: float = 600.0) -> list[Trace]:
@@ -192,6 +214,20 @@ class TraceStore(Protocol):
         Claimable: pending, or running with a claim older than ``lease_s`` seconds (the process
         that claimed it died). Claiming adds one to ``reflection_attempts``. Traces of every
         namespace are claimed; two concurrent callers never get the same trace.
+        """
+        ...
+
+    def count_claimable(self, *, lease_s: float = 600.0) -> int:
+        """How many traces ``claim_pending_traces`` could claim now (every namespace)."""
+        ...
+
+    def requeue_traces(
+        self, namespace: str | None = None, *, error_contains: str | None = None, before: datetime | None = None
+    ) -> int:
+        """Put failed traces back to pending with no attempts used; returns how many.
+
+        Only ``namespace``'s when given; only those whose ``reflection_error`` contains
+        ``error_contains``, or that were created before ``before``, when given.
         """
         ...
 

@@ -7,16 +7,18 @@ method atomic, which is all the thread safety a dict needs.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidBehaviorError, NotFoundError
+from ..errors import ConflictError, InvalidBehaviorError, NotFoundError
 from ..types import Behavior, BehaviorStatus, ReflectionStatus, Trace, utcnow
 from .base import COUNTERS, TRACE_UPDATABLE_FIELDS, CounterName, Vector, Vectors
 
@@ -44,8 +46,14 @@ class _StoredTrace:
 
 
 def _copy_behavior(behavior: Behavior) -> Behavior:
-    # Behaviors hold only scalars and two lists: copying those is enough, and far cheaper than a deep copy.
-    return behavior.model_copy(update={"tags": list(behavior.tags), "sources": list(behavior.sources)})
+    # Behaviors hold scalars, two lists and a JSON dict: copying those is far cheaper than a deep copy.
+    return behavior.model_copy(
+        update={
+            "tags": list(behavior.tags),
+            "sources": list(behavior.sources),
+            "metadata": copy.deepcopy(behavior.metadata) if behavior.metadata else {},
+        }
+    )
 
 
 def _duplicate(behavior: Behavior) -> InvalidBehaviorError:
@@ -106,15 +114,23 @@ class InMemoryStore:
             old = space.behaviors.get(updated.id)
             if old is None:
                 raise NotFoundError(f"no behavior {updated.id!r} in namespace {updated.namespace!r}")
+            if old.version != behavior.version:
+                raise ConflictError(
+                    f"behavior {updated.name!r} changed since it was read (version {behavior.version}, "
+                    f"now {old.version}); read it again and retry",
+                    version=old.version,
+                )
             if space.ids_by_name.get(updated.name, updated.id) != updated.id:
                 raise _duplicate(updated)
+            # Counters and the last use move only by increment: keep the stored ones.
+            updated = updated.model_copy(update={name: getattr(old, name) for name in (*COUNTERS, "last_used_at")})
             del space.ids_by_name[old.name]
             space.ids_by_name[updated.name] = updated.id
             space.behaviors[updated.id] = _copy_behavior(updated)
             if vector is not None:
                 space.vectors[updated.id] = np.array(vector, dtype=np.float32)
             space.token += 1
-        return updated
+        return _copy_behavior(updated)
 
     def set_vectors(self, namespace: str, vectors: dict[str, Vector]) -> None:
         with self._lock:
@@ -175,13 +191,20 @@ class InMemoryStore:
         if counter not in COUNTERS:
             raise ValueError(f"unknown counter {counter!r}; expected one of {sorted(COUNTERS)}")
         with self._lock:
-            space = self._read(namespace)
-            for name in set(names):
-                behavior_id = space.ids_by_name.get(name)
-                if behavior_id is None:
-                    continue
-                behavior = space.behaviors[behavior_id]
-                space.behaviors[behavior_id] = behavior.model_copy(update={counter: getattr(behavior, counter) + by})
+            self._increment(namespace, set(names), counter, by)
+
+    def _increment(self, namespace: str, names: Iterable[str], counter: CounterName, by: int) -> None:
+        space = self._read(namespace)
+        now = utcnow()
+        for name in names:
+            behavior_id = space.ids_by_name.get(name)
+            if behavior_id is None:
+                continue
+            behavior = space.behaviors[behavior_id]
+            update: dict[str, Any] = {counter: getattr(behavior, counter) + by}
+            if counter in ("shown", "cited"):
+                update["last_used_at"] = now
+            space.behaviors[behavior_id] = behavior.model_copy(update=update)
 
     def change_token(self, namespace: str) -> int:
         with self._lock:
@@ -199,6 +222,15 @@ class InMemoryStore:
         with self._lock:
             self._traces[trace.id] = _StoredTrace(trace.model_copy(deep=True))
         return trace
+
+    def save_trace(self, trace: Trace, *, timeout_s: float | None = None) -> bool:
+        with self._lock:  # one lock, never held long: the budget cannot run out here
+            fresh = trace.id not in self._traces
+            self._traces[trace.id] = _StoredTrace(trace.model_copy(deep=True))
+            if fresh:
+                self._increment(trace.namespace, set(trace.shown), "shown", 1)
+                self._increment(trace.namespace, set(trace.cited), "cited", 1)
+        return fresh
 
     def _stored(self, trace_id: str) -> _StoredTrace:
         stored = self._traces.get(trace_id)
@@ -221,12 +253,15 @@ class InMemoryStore:
             if stored.trace.reflection_status != ReflectionStatus.RUNNING:
                 stored.claimed_at = None
 
-    def _select(self, namespace: str | None, status: ReflectionStatus | None) -> list[Trace]:
+    def _select(
+        self, namespace: str | None, status: ReflectionStatus | None, since: datetime | None = None
+    ) -> list[Trace]:
         return [
             stored.trace
             for stored in self._traces.values()
             if (namespace is None or stored.trace.namespace == namespace)
             and (status is None or stored.trace.reflection_status == status)
+            and (since is None or stored.trace.created_at > since)
         ]
 
     def list_traces(
@@ -238,23 +273,55 @@ class InMemoryStore:
             found.sort(key=lambda t: t.created_at, reverse=True)  # stable: ties stay ordered by id
             return [t.model_copy(update={"steps": []}, deep=True) for t in found[: max(limit, 0)]]
 
-    def count_traces(self, namespace: str | None = None, *, status: ReflectionStatus | None = None) -> int:
+    def count_traces(
+        self,
+        namespace: str | None = None,
+        *,
+        status: ReflectionStatus | None = None,
+        since: datetime | None = None,
+    ) -> int:
         with self._lock:
-            return len(self._select(namespace, status))
+            return len(self._select(namespace, status, since))
+
+    def _claimable(self, now: float, lease_s: float) -> list[_StoredTrace]:
+        return [
+            stored
+            for stored in self._traces.values()
+            if stored.trace.reflection_status == ReflectionStatus.PENDING
+            or (
+                stored.trace.reflection_status == ReflectionStatus.RUNNING
+                and stored.claimed_at is not None
+                and stored.claimed_at < now - lease_s
+            )
+        ]
+
+    def count_claimable(self, *, lease_s: float = 600.0) -> int:
+        with self._lock:
+            return len(self._claimable(time.time(), lease_s))
+
+    def requeue_traces(
+        self, namespace: str | None = None, *, error_contains: str | None = None, before: datetime | None = None
+    ) -> int:
+        with self._lock:
+            chosen = [
+                stored
+                for stored in self._traces.values()
+                if stored.trace.reflection_status == ReflectionStatus.FAILED
+                and (namespace is None or stored.trace.namespace == namespace)
+                and (not error_contains or error_contains in (stored.trace.reflection_error or ""))
+                and (before is None or stored.trace.created_at < before)
+            ]
+            for stored in chosen:
+                stored.trace = stored.trace.model_copy(
+                    update={"reflection_status": ReflectionStatus.PENDING, "reflection_attempts": 0}
+                )
+                stored.claimed_at = None
+        return len(chosen)
 
     def claim_pending_traces(self, limit: int, *, lease_s: float = 600.0) -> list[Trace]:
         now = time.time()
         with self._lock:
-            claimable = [
-                stored
-                for stored in self._traces.values()
-                if stored.trace.reflection_status == ReflectionStatus.PENDING
-                or (
-                    stored.trace.reflection_status == ReflectionStatus.RUNNING
-                    and stored.claimed_at is not None
-                    and stored.claimed_at < now - lease_s
-                )
-            ]
+            claimable = self._claimable(now, lease_s)
             claimable.sort(key=lambda stored: (stored.trace.created_at, stored.trace.id))
             claimed = []
             for stored in claimable[: max(limit, 0)]:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import (
+    ConflictError,
     InvalidBehaviorError,
     NotFoundError,
+    StoreBusyError,
     StoreCorruptedError,
     StoreError,
     StoreUnavailableError,
@@ -33,7 +36,9 @@ from .base import COUNTERS, TRACE_UPDATABLE_FIELDS, CounterName, Vectors
 from .sqlite_migrations import MIGRATIONS
 from .sqlite_rows import (
     BEHAVIOR_COLUMNS,
+    BEHAVIOR_EDITABLE,
     TRACE_COLUMNS,
+    behavior_edit,
     behavior_from_row,
     behavior_row,
     blob,
@@ -50,7 +55,14 @@ T = TypeVar("T")
 _BUSY_BUDGET_S = 120.0  # how long a write keeps retrying a busy file before giving up
 
 
-def _trace_filter(namespace: str | None, status: ReflectionStatus | None) -> tuple[str, list[Any]]:
+_BEHAVIOR_SLOTS = ", ".join("?" * (len(BEHAVIOR_COLUMNS.split(",")) + 1))  # + the vector
+_TRACE_SLOTS = ", ".join("?" * len(TRACE_COLUMNS.split(",")))
+_EDIT_ASSIGNMENTS = ", ".join(f"{column} = ?" for column in BEHAVIOR_EDITABLE)
+
+
+def _trace_filter(
+    namespace: str | None, status: ReflectionStatus | None, since: datetime | None = None
+) -> tuple[str, list[Any]]:
     """The WHERE clause (and its parameters) shared by listing and counting traces."""
     clauses, params = ["1 = 1"], []
     if namespace is not None:
@@ -59,6 +71,9 @@ def _trace_filter(namespace: str | None, status: ReflectionStatus | None) -> tup
     if status is not None:
         clauses.append("reflection_status = ?")
         params.append(str(status))
+    if since is not None:
+        clauses.append("created_at > ?")
+        params.append(since.isoformat())
     return " AND ".join(clauses), params
 
 
@@ -125,28 +140,45 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise self._wrap(exc, "read") from exc
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one IMMEDIATE transaction, retrying while another writer holds the file."""
+    def _write(self, fn: Callable[[sqlite3.Connection], T], *, budget_s: float | None = None) -> T:
+        """Run ``fn`` in one IMMEDIATE transaction, retrying while another writer holds the file.
+
+        With ``budget_s`` the wait for the lock ends after that long with ``StoreBusyError``
+        (the agent's hot path must not wait on another process); without, after two minutes.
+        """
         conn = self._connect()
-        deadline = time.monotonic() + _BUSY_BUDGET_S
+        deadline = time.monotonic() + (_BUSY_BUDGET_S if budget_s is None else budget_s)
+        if budget_s is not None:  # SQLite's own wait must not outlast the budget either
+            conn.execute(f"PRAGMA busy_timeout = {max(int(budget_s * 1000), 1)}")
         delay = 0.01
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
-                if busy and time.monotonic() < deadline:
-                    time.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 0.5)
-                    continue
-                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-                    raise self._wrap(exc, "write") from exc
-                raise
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+                    left = deadline - time.monotonic()
+                    if busy and left > 0:
+                        time.sleep(min(delay * (1 + random.random()), left))
+                        delay = min(delay * 2, 0.5)
+                        continue
+                    if busy and budget_s is not None:
+                        raise StoreBusyError(
+                            f"the handbook {self.path} was locked by another writer for more than "
+                            f"{budget_s:g} s; nothing was written",
+                            path=str(self.path),
+                        ) from exc
+                    if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                        raise self._wrap(exc, "write") from exc
+                    raise
+        finally:
+            if budget_s is not None:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
 
     def _migrate(self) -> None:
         with self._read() as conn:
@@ -189,8 +221,7 @@ class SQLiteStore:
     def _insert(self, conn: sqlite3.Connection, b: Behavior, vector: npt.NDArray[np.float32] | None) -> None:
         try:
             conn.execute(
-                f"INSERT INTO behaviors ({BEHAVIOR_COLUMNS}, vector) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO behaviors ({BEHAVIOR_COLUMNS}, vector) VALUES ({_BEHAVIOR_SLOTS})",
                 (*behavior_row(b), blob(vector)),
             )
         except sqlite3.IntegrityError as exc:
@@ -224,26 +255,39 @@ class SQLiteStore:
     def update_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
         updated = behavior.model_copy(update={"version": behavior.version + 1, "updated_at": utcnow()})
 
-        def update(conn: sqlite3.Connection) -> None:
-            row = behavior_row(updated)
-            assignments = ", ".join(f"{col.strip()} = ?" for col in BEHAVIOR_COLUMNS.split(",")[1:])
-            params: list[Any] = list(row[1:])
-            sql = f"UPDATE behaviors SET {assignments}"
+        def update(conn: sqlite3.Connection) -> Behavior:
+            params: list[Any] = list(behavior_edit(updated))
+            sql = f"UPDATE behaviors SET {_EDIT_ASSIGNMENTS}"
             if vector is not None:
                 sql += ", vector = ?"
                 params.append(blob(vector))
-            cursor = conn.execute(sql + " WHERE id = ? AND namespace = ?", (*params, updated.id, updated.namespace))
+            cursor = conn.execute(
+                sql + " WHERE id = ? AND namespace = ? AND version = ?",
+                (*params, updated.id, updated.namespace, behavior.version),
+            )
             if cursor.rowcount == 0:
-                raise NotFoundError(f"no behavior {updated.id!r} in namespace {updated.namespace!r}")
+                row = conn.execute(
+                    "SELECT version FROM behaviors WHERE id = ? AND namespace = ?", (updated.id, updated.namespace)
+                ).fetchone()
+                if row is None:
+                    raise NotFoundError(f"no behavior {updated.id!r} in namespace {updated.namespace!r}")
+                raise ConflictError(
+                    f"behavior {updated.name!r} changed since it was read (version {behavior.version}, "
+                    f"now {row[0]}); read it again and retry",
+                    version=int(row[0]),
+                )
             _bump(conn, updated.namespace)
+            stored = conn.execute(
+                f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE id = ?", (updated.id,)
+            ).fetchone()  # the counters as they are now, not as they were read
+            return behavior_from_row(stored)
 
         try:
-            self._write(update)
+            return self._write(update)
         except sqlite3.IntegrityError as exc:
             raise InvalidBehaviorError(
                 f"a behavior named {updated.name!r} already exists in namespace {updated.namespace!r}"
             ) from exc
-        return updated
 
     def set_vectors(self, namespace: str, vectors: dict[str, npt.NDArray[np.float32]]) -> None:
         """Replace the vectors of the given behavior ids (used when the embedder changes)."""
@@ -319,12 +363,7 @@ class SQLiteStore:
         unique = sorted(set(names))
         if not unique:
             return
-        self._write(
-            lambda conn: conn.executemany(
-                f"UPDATE behaviors SET {counter} = {counter} + ? WHERE namespace = ? AND name = ?",
-                [(by, namespace, name) for name in unique],
-            )
-        )
+        self._write(lambda conn: _increment(conn, namespace, unique, counter, by))
 
     def change_token(self, namespace: str) -> int:
         with self._read() as conn:
@@ -352,21 +391,33 @@ class SQLiteStore:
         )
 
     # --- traces ------------------------------------------------------------------------------
-    def put_trace(self, trace: Trace) -> Trace:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT OR REPLACE INTO traces ({TRACE_COLUMNS}, claimed_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                trace_row(trace),
-            )
-            conn.execute("DELETE FROM steps WHERE trace_id = ?", (trace.id,))
-            conn.executemany(
-                "INSERT INTO steps (trace_id, idx, data) VALUES (?, ?, ?)",
-                [(trace.id, i, step.model_dump_json()) for i, step in enumerate(trace.steps)],
-            )
+    def _put_trace(self, conn: sqlite3.Connection, trace: Trace) -> bool:
+        """Write the trace and its steps; True when the id was new."""
+        fresh = conn.execute("SELECT 1 FROM traces WHERE id = ?", (trace.id,)).fetchone() is None
+        conn.execute(
+            f"INSERT OR REPLACE INTO traces ({TRACE_COLUMNS}, claimed_at) VALUES ({_TRACE_SLOTS}, NULL)",
+            trace_row(trace),
+        )
+        conn.execute("DELETE FROM steps WHERE trace_id = ?", (trace.id,))
+        conn.executemany(
+            "INSERT INTO steps (trace_id, idx, data) VALUES (?, ?, ?)",
+            [(trace.id, i, step.model_dump_json()) for i, step in enumerate(trace.steps)],
+        )
+        return fresh
 
-        self._write(write)
+    def put_trace(self, trace: Trace) -> Trace:
+        self._write(lambda conn: self._put_trace(conn, trace))
         return trace
+
+    def save_trace(self, trace: Trace, *, timeout_s: float | None = None) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            fresh = self._put_trace(conn, trace)
+            if fresh:  # a replayed trace must not count twice
+                _increment(conn, trace.namespace, sorted(set(trace.shown)), "shown", 1)
+                _increment(conn, trace.namespace, sorted(set(trace.cited)), "cited", 1)
+            return fresh
+
+        return self._write(write, budget_s=timeout_s)
 
     def update_trace_fields(self, trace_id: str, **fields: Any) -> None:
         """Change a few top-level fields of a trace without rewriting its steps."""
@@ -402,8 +453,14 @@ class SQLiteStore:
             rows = conn.execute(sql, [*params, int(limit)]).fetchall()
         return [trace_from_row(row, []) for row in rows]  # steps are loaded by get_trace
 
-    def count_traces(self, namespace: str | None = None, *, status: ReflectionStatus | None = None) -> int:
-        where, params = _trace_filter(namespace, status)
+    def count_traces(
+        self,
+        namespace: str | None = None,
+        *,
+        status: ReflectionStatus | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        where, params = _trace_filter(namespace, status, since)
         with self._read() as conn:
             return int(conn.execute(f"SELECT COUNT(*) FROM traces WHERE {where}", params).fetchone()[0])
 
@@ -425,6 +482,47 @@ class SQLiteStore:
             return ids
 
         return [self.get_trace(trace_id) for trace_id in self._write(claim)]
+
+    def count_claimable(self, *, lease_s: float = 600.0) -> int:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM traces WHERE reflection_status = 'pending' "
+                "OR (reflection_status = 'running' AND claimed_at < ?)",
+                (time.time() - lease_s,),
+            ).fetchone()
+        return int(row[0])
+
+    def requeue_traces(
+        self, namespace: str | None = None, *, error_contains: str | None = None, before: datetime | None = None
+    ) -> int:
+        where, params = _trace_filter(namespace, ReflectionStatus.FAILED)
+        if error_contains:
+            where += " AND instr(COALESCE(reflection_error, ''), ?) > 0"
+            params.append(error_contains)
+        if before is not None:
+            where += " AND created_at < ?"
+            params.append(before.isoformat())
+
+        def requeue(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                f"UPDATE traces SET reflection_status = 'pending', reflection_attempts = 0, claimed_at = NULL "
+                f"WHERE {where}",
+                params,
+            )
+            return int(cursor.rowcount)
+
+        return self._write(requeue)
+
+
+def _increment(conn: sqlite3.Connection, namespace: str, names: list[str], counter: str, by: int) -> None:
+    """Counters move in SQL (``x = x + by``), never from a value read earlier: no update is lost."""
+    if counter in ("shown", "cited"):
+        sql = f"UPDATE behaviors SET {counter} = {counter} + ?, last_used_at = ? WHERE namespace = ? AND name = ?"
+        now = utcnow().isoformat()
+        conn.executemany(sql, [(by, now, namespace, name) for name in names])
+    else:
+        sql = f"UPDATE behaviors SET {counter} = {counter} + ? WHERE namespace = ? AND name = ?"
+        conn.executemany(sql, [(by, namespace, name) for name in names])
 
 
 def _bump(conn: sqlite3.Connection, namespace: str) -> None:

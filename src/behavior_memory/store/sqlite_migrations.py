@@ -71,4 +71,11 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: review and lifecycle per behavior (guard verdicts, approvals, status history; last use),
+    # and the index that serves "newest traces first" without sorting a namespace's every trace
+    """
+    ALTER TABLE behaviors ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE behaviors ADD COLUMN last_used_at TEXT;
+    CREATE INDEX traces_newest ON traces (namespace, created_at DESC, id);
+    """,
 ]

@@ -15,7 +15,9 @@ from ..types import Behavior, BehaviorStatus, Step, Trace
 
 __all__ = [
     "BEHAVIOR_COLUMNS",
+    "BEHAVIOR_EDITABLE",
     "TRACE_COLUMNS",
+    "behavior_edit",
     "behavior_from_row",
     "behavior_row",
     "blob",
@@ -26,7 +28,22 @@ __all__ = [
 
 BEHAVIOR_COLUMNS = (
     "id, namespace, name, instruction, topic, tags, status, pinned, sources, model, "
-    "shown, cited, helped, hurt, version, created_at, updated_at"
+    "shown, cited, helped, hurt, version, created_at, updated_at, last_used_at, metadata"
+)
+#: What an edit may change: everything but the id, the namespace, the counters and the last use,
+#: which move only by atomic increments (an edit from an earlier read must not roll them back).
+BEHAVIOR_EDITABLE = (
+    "name",
+    "instruction",
+    "topic",
+    "tags",
+    "status",
+    "pinned",
+    "sources",
+    "model",
+    "version",
+    "updated_at",
+    "metadata",
 )
 TRACE_COLUMNS = (
     "id, namespace, task, topic, answer, outcome, score, feedback, shown, cited, reflection_status, "
@@ -67,6 +84,25 @@ def behavior_row(b: Behavior) -> tuple[Any, ...]:
         b.version,
         b.created_at.isoformat(),
         b.updated_at.isoformat(),
+        b.last_used_at.isoformat() if b.last_used_at else None,
+        json.dumps(b.metadata),
+    )
+
+
+def behavior_edit(b: Behavior) -> tuple[Any, ...]:
+    """The values of ``BEHAVIOR_EDITABLE``, in that order."""
+    return (
+        b.name,
+        b.instruction,
+        b.topic,
+        json.dumps(b.tags),
+        str(b.status),
+        int(b.pinned),
+        json.dumps(b.sources),
+        b.model,
+        b.version,
+        b.updated_at.isoformat(),
+        json.dumps(b.metadata),
     )
 
 
@@ -89,6 +125,8 @@ def behavior_from_row(row: Sequence[Any]) -> Behavior:
         version=row[14],
         created_at=datetime.fromisoformat(row[15]),
         updated_at=datetime.fromisoformat(row[16]),
+        last_used_at=datetime.fromisoformat(row[17]) if row[17] else None,
+        metadata=json.loads(row[18]),
     )
 
 
