@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .embeddings.base import Embedder
     from .handbook import Handbook
     from .llm.client import LLMClient
+    from .recording.traces import TraceBook
     from .reflection.worker import ReflectionService, ReflectionWorker
     from .retrieval.base import Retriever
     from .store.base import HandbookStore
@@ -27,6 +28,7 @@ __all__ = [
     "build_reflection",
     "build_retriever",
     "build_store",
+    "build_tracebook",
     "build_worker",
 ]
 
@@ -49,6 +51,22 @@ STORE_BACKENDS: dict[str, Callable[[BehaviorMemoryConfig], HandbookStore]] = {
 def build_store(config: BehaviorMemoryConfig) -> HandbookStore:
     """The store ``config.store`` describes."""
     return STORE_BACKENDS[config.store.backend](config)
+
+
+def build_tracebook(config: BehaviorMemoryConfig, store: HandbookStore, namespace: str) -> TraceBook:
+    """The trace book over ``store``, with the write budget and, for a file store, the spool beside it."""
+    from pathlib import Path
+
+    from .recording.spool import TraceSpool
+    from .recording.traces import TraceBook
+
+    spool = None
+    store_file = getattr(store, "path", None)
+    if config.store.spool_path is not None:
+        spool = TraceSpool(config.spool_path())
+    elif isinstance(store_file, Path):  # a store in one file: the spool lies beside it
+        spool = TraceSpool(Path(f"{store_file}.spool"))
+    return TraceBook(store, namespace=namespace, spool=spool, write_budget_s=config.store.write_budget_s)
 
 
 def build_embedder(config: BehaviorMemoryConfig) -> Embedder | None:

@@ -60,7 +60,7 @@ class BehaviorMemory:
         self.store: HandbookStore = store if store is not None else _wiring.build_store(self.config)
         self.embedder = embedder if embedder is not None else _wiring.build_embedder(self.config)
         self.handbook: Handbook = _wiring.build_handbook(self.store, self.embedder, self.namespace)
-        self.traces = TraceBook(self.store, namespace=self.namespace)
+        self.traces: TraceBook = _wiring.build_tracebook(self.config, self.store, self.namespace)
         self.retriever = retriever or _wiring.build_retriever(self.config, self.store, self.embedder)
         self._llm = llm
         self._reflection: ReflectionService | None = None
@@ -237,6 +237,7 @@ class BehaviorMemory:
             self._worker.stop()
         if self._llm is not None:
             self._llm.close()
+        self.traces.close()
         self.store.close()
 
     def __enter__(self) -> BehaviorMemory:

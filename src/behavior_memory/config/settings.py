@@ -57,6 +57,17 @@ class StoreConfig(_Section):
         "Default: $XDG_DATA_HOME/behavior-memory/handbook.db.",
     )
     busy_timeout_s: float = Field(default=10.0, gt=0, description="How long one SQLite call waits for a lock.")
+    write_budget_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="How long an agent's run waits for another writer's lock when it saves its trace; "
+        "past it the trace goes to the spool and is written later (never dropped).",
+    )
+    spool_path: str | None = Field(
+        default=None,
+        description="Folder for traces waiting to be written; default: beside the SQLite file "
+        "(<store.path>.spool). Relative paths are resolved against the YAML file's folder.",
+    )
 
 
 class InjectionConfig(_Section):
@@ -144,6 +155,15 @@ class BehaviorMemoryConfig(_Section):
         if self.store.path is None:
             return default_data_dir() / "handbook.db"
         path = Path(os.path.expanduser(self.store.path))
+        if not path.is_absolute() and self._base_dir is not None:
+            path = self._base_dir / path
+        return path
+
+    def spool_path(self) -> Path:
+        """The trace spool's folder: ``store.spool_path``, or beside the SQLite file."""
+        if self.store.spool_path is None:
+            return Path(f"{self.store_path()}.spool")
+        path = Path(os.path.expanduser(self.store.spool_path))
         if not path.is_absolute() and self._base_dir is not None:
             path = self._base_dir / path
         return path

@@ -1,7 +1,9 @@
 """``TraceBook``: the traces of a store, saved, read back and given feedback (``memory.traces``).
 
 ``save`` is the one path by which a finished trace reaches the store: citations are read from its
-outputs, the trace is written durably, then the behaviors' ``shown`` and ``cited`` counters move.
+outputs, then the trace and the behaviors' ``shown`` and ``cited`` counters are written in one
+transaction. The agent waits at most ``write_budget_s`` for another writer's lock; past it the trace
+goes to the spool beside the store (``TraceSpool``) and is written later, never dropped.
 
 Listing and counting work in one namespace (the one given, or the memory's default) unless asked
 for every namespace. A trace id names one trace in the whole store, so ``get`` and ``feedback``
@@ -11,14 +13,18 @@ find a trace whatever its namespace: the id a run handed out is all a caller nee
 from __future__ import annotations
 
 import builtins
+import logging
 from typing import Any
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, StoreError
 from ..injection.render import parse_citations
 from ..store.base import HandbookStore
 from ..types import Outcome, ReflectionStatus, Trace, normalize_trace_id, validate_namespace
+from .spool import SpoolDrainer, TraceSpool
 
 __all__ = ["TraceBook"]
+
+log = logging.getLogger(__name__)
 
 #: The behavior counter an outcome moves for each behavior the trace cited.
 _OUTCOME_COUNTERS = {Outcome.SUCCESS: "helped", Outcome.FAILURE: "hurt"}
@@ -27,9 +33,21 @@ _OUTCOME_COUNTERS = {Outcome.SUCCESS: "helped", Outcome.FAILURE: "hurt"}
 class TraceBook:
     """Look up, list and count saved traces, and attach outcomes to them."""
 
-    def __init__(self, store: HandbookStore, *, namespace: str) -> None:
+    def __init__(
+        self,
+        store: HandbookStore,
+        *,
+        namespace: str,
+        spool: TraceSpool | None = None,
+        write_budget_s: float | None = None,
+    ) -> None:
         self.store = store
         self.namespace = validate_namespace(namespace)
+        self.spool = spool
+        self.write_budget_s = write_budget_s
+        self._drainer = SpoolDrainer(self.drain_spool, self.spooled) if spool is not None else None
+        if self._drainer is not None and self.spooled():  # left by a process that could not write them
+            self._drainer.start()
 
     def _scope(self, namespace: str | None, all_namespaces: bool) -> str | None:
         return None if all_namespaces else validate_namespace(namespace or self.namespace)
@@ -47,16 +65,45 @@ class TraceBook:
         return known
 
     def save(self, trace: Trace, *, reflect: bool = True) -> Trace:
-        """Save a finished trace: cited names read from its outputs, the trace written durably,
-        then the ``shown`` and ``cited`` counters moved. ``reflect=False`` marks it skipped."""
-        outputs = "\n".join(step.output or "" for step in trace.steps if step.kind == "model")
-        trace.cited = self.citations(f"{outputs}\n{trace.answer or ''}", namespace=trace.namespace)
+        """Save a finished trace with its ``shown`` and ``cited`` counts; ``reflect=False`` marks it skipped.
+
+        Within ``write_budget_s``, or else into the spool (when there is one) to be written later.
+        """
         if not reflect:
             trace.reflection_status = ReflectionStatus.SKIPPED
-        self.store.put_trace(trace)  # durable first; counters and reflection come after
-        self.store.increment(trace.namespace, trace.shown, "shown")
-        self.store.increment(trace.namespace, trace.cited, "cited")
+        try:
+            self._write(trace, self.write_budget_s)
+        except StoreError as exc:
+            if self.spool is None:
+                raise
+            self.spool.append(trace)
+            log.warning("trace %s spooled to %s: %s; it will be written later", trace.id, self.spool.path, exc)
+            if self._drainer is not None:
+                self._drainer.start()
         return trace
+
+    def _write(self, trace: Trace, budget_s: float | None) -> bool:
+        outputs = "\n".join(step.output or "" for step in trace.steps if step.kind == "model")
+        trace.cited = self.citations(f"{outputs}\n{trace.answer or ''}", namespace=trace.namespace)
+        return self.store.save_trace(trace, timeout_s=budget_s)
+
+    def spooled(self) -> int:
+        """How many traces wait in the spool."""
+        return 0 if self.spool is None else len(self.spool)
+
+    def drain_spool(self) -> int:
+        """Write the spooled traces to the store now (no budget: this is not the agent's path)."""
+        if self.spool is None:
+            return 0
+        written = self.spool.drain(lambda trace: self._write(trace, None))
+        if written:
+            log.info("wrote %d spooled trace(s) to the store", written)
+        return written
+
+    def close(self) -> None:
+        """Stop the spool's drainer thread (what is left waits for the next process)."""
+        if self._drainer is not None:
+            self._drainer.stop()
 
     def get(self, trace_id: str) -> Trace:
         """The trace with its steps; the id may be spelled as any UUID. Raises ``NotFoundError``."""
