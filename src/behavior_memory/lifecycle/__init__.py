@@ -1,0 +1,19 @@
+"""The lifecycle of behaviors: scores, status changes, consolidation and measured utility.
+
+Pure functions over ``Behavior`` and ``Trace`` objects; they plan, the store and ``bmem curate`` write.
+"""
+
+from __future__ import annotations
+
+from .intervals import Difference, newcombe_difference, welch_difference, wilson_interval, wilson_lower_bound
+from .scores import BehaviorScores, score
+
+__all__ = [
+    "BehaviorScores",
+    "Difference",
+    "newcombe_difference",
+    "score",
+    "welch_difference",
+    "wilson_interval",
+    "wilson_lower_bound",
+]
