@@ -9,7 +9,7 @@ import builtins
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -178,8 +178,11 @@ class Handbook:
         status: BehaviorStatus | str | None = None,
         pinned: bool | None = None,
     ) -> Behavior:
-        """Change fields of a behavior; the text changed means a new embedding."""
-        current = self.get(key, namespace=namespace)
+        """Change fields of a behavior; the text changed means a new embedding.
+
+        Concurrent changes are never lost: counters move on their own, and an edit that raced
+        another is re-applied to the fresh record (``store.edits.modify_behavior``).
+        """
         changes: dict[str, Any] = {}
         if instruction is not None:
             changes["instruction"] = validate_instruction(instruction)
@@ -191,10 +194,26 @@ class Handbook:
             changes["status"] = BehaviorStatus(status)
         if pinned is not None:
             changes["pinned"] = pinned
-        updated = current.model_copy(update=changes)
-        text_changed = updated.text != current.text
-        vector = self._embed([updated])[0] if text_changed else None
-        return self.store.update_behavior(updated, vector)
+        return self.modify(key, lambda current: current.model_copy(update=changes), namespace=namespace)
+
+    def modify(
+        self, key: str, change: Callable[[Behavior], Behavior | None], *, namespace: str | None = None
+    ) -> Behavior:
+        """Apply ``change`` to the current record of ``key`` and store it, re-applied if another
+        writer got there first; a changed text is embedded again. ``change`` returns ``None`` for no change."""
+        from .store.edits import modify_behavior
+
+        originals: dict[int, str] = {}
+
+        def tracked(current: Behavior) -> Behavior | None:
+            originals[current.version] = current.text
+            return change(current)
+
+        def vector(edited: Behavior) -> npt.NDArray[np.float32] | None:
+            text_changed = edited.text != originals.get(edited.version)
+            return self._embed([edited])[0] if text_changed else None
+
+        return modify_behavior(self.store, namespace or self.namespace, key, tracked, vector=vector)
 
     def remove(self, key: str, *, namespace: str | None = None) -> None:
         """Delete a behavior by id or name; raises ``NotFoundError``."""
