@@ -31,16 +31,19 @@ __all__ = [
     "new_id",
     "normalize_behavior_name",
     "normalize_trace_id",
+    "pick_namespace",
     "utcnow",
     "validate_behavior_name",
     "validate_instruction",
     "validate_namespace",
 ]
 
-BEHAVIOR_NAME_PATTERN = re.compile(r"^behavior_[a-z0-9_]{2,80}$")
+# Matched whole (``fullmatch``), and ``\Z`` rather than ``$``: ``$`` also matches before a final
+# newline, which let ``"behavior_x\n"`` and ``"team\n"`` through.
+BEHAVIOR_NAME_PATTERN = re.compile(r"^behavior_[a-z0-9_]{2,80}\Z")
 MAX_INSTRUCTION_CHARS = 500
 DEFAULT_NAMESPACE = "default"
-_NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+-]{1,64}(/[A-Za-z0-9_.:@+-]{1,64}){0,7}$")
+_NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+-]{1,64}(/[A-Za-z0-9_.:@+-]{1,64}){0,7}\Z")
 
 
 def utcnow() -> datetime:
@@ -66,7 +69,7 @@ def validate_behavior_name(name: str) -> str:
         raise InvalidBehaviorError(f"behavior name must be a string, got {type(name).__name__}")
     if not name.startswith("behavior_"):
         raise InvalidBehaviorError(f"behavior name {name!r} must start with 'behavior_'")
-    if not BEHAVIOR_NAME_PATTERN.match(name):
+    if not BEHAVIOR_NAME_PATTERN.fullmatch(name):
         raise InvalidBehaviorError(
             f"behavior name {name!r} must match {BEHAVIOR_NAME_PATTERN.pattern} "
             "(lower-case letters, digits and underscores; 2 to 80 after the prefix)"
@@ -103,14 +106,32 @@ def validate_instruction(instruction: str) -> str:
     return text
 
 
-def validate_namespace(namespace: str) -> str:
-    """Namespaces are ``/``-separated segments (tenant/agent/user), each 1-64 safe characters."""
-    if not isinstance(namespace, str) or not _NAMESPACE_PATTERN.match(namespace):
+def validate_namespace(namespace: str, *, where: str = "namespace") -> str:
+    """Namespaces are ``/``-separated segments (tenant/agent/user), each 1-64 safe characters.
+
+    ``where`` names where the value came from in the error (``"the -n/--namespace option"``).
+    """
+    if namespace == "":
+        # An empty namespace once quietly meant the default one; say so instead of guessing.
         raise InvalidInputError(
-            f"namespace {namespace!r} is invalid: use 1 to 8 '/'-separated segments of letters, digits "
+            f"{where} is empty: name a namespace (for example 'acme/support-bot/alice'), "
+            "or leave it out to use the default one"
+        )
+    if not isinstance(namespace, str) or not _NAMESPACE_PATTERN.fullmatch(namespace):
+        raise InvalidInputError(
+            f"{where} {namespace!r} is invalid: use 1 to 8 '/'-separated segments of letters, digits "
             "and _.:@+- (for example 'acme/support-bot/alice')"
         )
     return namespace
+
+
+def pick_namespace(given: str | None, default: str, *, where: str = "the namespace= argument") -> str:
+    """``given`` when the caller named a namespace, else ``default``; an empty one is an error.
+
+    ``None`` means "not given". The old ``given or default`` turned ``""`` into the default
+    silently, so a caller who meant some namespace got another one.
+    """
+    return default if given is None else validate_namespace(given, where=where)
 
 
 class BehaviorStatus(StrEnum):
