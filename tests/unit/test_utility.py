@@ -48,7 +48,7 @@ def _synthetic(n: int, seed: int, *, epsilon: float = 0.3, effect: bool = True) 
         p_success = (0.2 if hard else 0.5) + (0.2 if helped else 0.0)
         tokens = rng.gauss(500 + (300 if hard else 0) - (30 if helped else 0), 80)
         roll = rng.random()
-        outcome = Outcome.UNKNOWN if roll < 0.1 else Outcome.SUCCESS if roll < 0.1 + 0.9 * p_success else Outcome.FAILURE
+        outcome = Outcome.SUCCESS if roll < 0.9 * p_success else Outcome.FAILURE if roll < 0.9 else Outcome.UNKNOWN
         traces.append(_trace(shown, withheld, outcome, max(0, round(tokens))))
     return traces
 
