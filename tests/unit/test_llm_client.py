@@ -22,9 +22,11 @@ from behavior_memory.errors import (
     LLMOutputError,
     LLMStatusError,
     LLMTimeoutError,
+    LLMTruncatedError,
 )
 from behavior_memory.llm.client import ChatResult, LLMClient
 from behavior_memory.llm.config import LLMConfig
+from behavior_memory.llm.resilience import reset_breakers
 from behavior_memory.llm.structured import extract_json_object
 from behavior_memory.types import TokenUsage
 
@@ -139,9 +141,11 @@ _OPENED: list[LLMClient] = []
 
 @pytest.fixture(autouse=True)
 def _close_clients() -> Iterator[None]:
+    reset_breakers()  # every test talks to the same server: one test's failures must not open its circuit
     yield
     while _OPENED:
         _OPENED.pop().close()
+    reset_breakers()
 
 
 def make_client(server: ScriptedServer, **overrides: Any) -> LLMClient:
@@ -152,6 +156,7 @@ def make_client(server: ScriptedServer, **overrides: Any) -> LLMClient:
         "timeout_s": 2.0,
         "connect_timeout_s": 1.0,
         "max_retries": 0,
+        "backoff_base_s": 0.01,  # retries here test what is retried; tests/faults test the waits
     }
     options.update(overrides)
     client = LLMClient(LLMConfig(**options))
@@ -191,7 +196,6 @@ def completion(
     }
 
 
-FAST_5XX = {"retry-after-ms": "1"}  # makes openai's backoff between retries 1 ms
 USER = [{"role": "user", "content": "What is 2+2?"}]
 
 
@@ -331,8 +335,10 @@ def test_chat_json_reasks_after_invalid_output_then_succeeds(server: ScriptedSer
     assert first["messages"] == USER
     assert second["messages"][1] == {"role": "assistant", "content": "I think it is four."}
     assert "no JSON object" in second["messages"][2]["content"]
-    assert third["messages"][3]["content"] == '{"answer": "four", "reason": "sum"}'
-    assert "answer" in third["messages"][4]["content"] and "integer" in third["messages"][4]["content"]
+    # The second correction replaces the first: the conversation does not grow with the re-asks.
+    assert len(third["messages"]) == 3
+    assert third["messages"][1]["content"] == '{"answer": "four", "reason": "sum"}'
+    assert "answer" in third["messages"][2]["content"] and "integer" in third["messages"][2]["content"]
 
 
 def test_chat_json_raises_output_error_after_retries(server: ScriptedServer) -> None:
@@ -347,7 +353,7 @@ def test_chat_json_raises_output_error_after_retries(server: ScriptedServer) -> 
 
 def test_chat_json_names_truncation(server: ScriptedServer) -> None:
     server.script(default=Reply(completion('{"answer": 4, "rea', finish_reason="length")))
-    with pytest.raises(LLMOutputError, match="cut off at max_tokens=16"):
+    with pytest.raises(LLMTruncatedError, match="cut off at max_tokens=16"):
         make_client(server, output_retries=0).chat_json(USER, Verdict, max_tokens=16)
 
 
@@ -395,7 +401,7 @@ def test_per_call_timeout_overrides_config(server: ScriptedServer) -> None:
 
 
 def test_server_error_is_retried_then_wrapped(server: ScriptedServer) -> None:
-    server.script(default=Reply({"error": {"message": "engine died"}}, status=500, headers=FAST_5XX))
+    server.script(default=Reply({"error": {"message": "engine died"}}, status=500))
     with pytest.raises(LLMStatusError) as info:
         make_client(server, max_retries=2).chat(USER)
     assert len(server.chats) == 3
@@ -403,7 +409,7 @@ def test_server_error_is_retried_then_wrapped(server: ScriptedServer) -> None:
 
 
 def test_server_error_then_success(server: ScriptedServer) -> None:
-    server.script(Reply({"error": {"message": "busy"}}, status=503, headers=FAST_5XX), Reply(completion("ok")))
+    server.script(Reply({"error": {"message": "busy"}}, status=503), Reply(completion("ok")))
     assert make_client(server, max_retries=1).chat(USER).content == "ok"
     assert len(server.chats) == 2
 
@@ -436,7 +442,7 @@ def test_models_and_health(server: ScriptedServer) -> None:
 
 
 def test_health_false_on_error_status(server: ScriptedServer) -> None:
-    server.script(default=Reply({"error": {"message": "down"}}, status=503, headers=FAST_5XX))
+    server.script(default=Reply({"error": {"message": "down"}}, status=503))
     client = make_client(server, max_retries=3)
     assert client.health() is False
     assert len(server.seen) == 1  # the probe does not retry

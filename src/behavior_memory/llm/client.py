@@ -9,8 +9,10 @@ model with bounded re-asks, and our own errors instead of openai's::
     result = client.chat([{"role": "user", "content": "What is 2+2?"}])
     answer, result = client.chat_json(messages, Verdict)
 
-Connection errors, timeouts and 5xx answers are retried by openai itself (``max_retries``, with
-exponential backoff); invalid JSON answers are re-asked here (``output_retries``).
+Transient faults (unreachable, too slow, 5xx/429/404, an HTML page instead of JSON) are retried
+here with exponential backoff and full jitter, behind a circuit breaker per server URL
+(:mod:`~behavior_memory.llm.resilience`); openai's own retries are off. Invalid JSON answers are
+re-asked (``output_retries``); an answer cut at ``max_tokens`` is reported as truncation.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import LLMConnectionError, LLMError, LLMOutputError, LLMStatusError, LLMTimeoutError
+from ..errors import LLMError
 from ..types import TokenUsage
 from .config import LLMConfig
+from .faults import api_json, check_completion, wrap_error
 from .reasoning import extract_reasoning
+from .resilience import Classify, aretrying, retrying
 from .structured import JsonExchange
 
 if TYPE_CHECKING:  # openai loads on the first request (it is most of a cold start otherwise)
@@ -41,8 +45,6 @@ __all__ = ["ChatResult", "LLMClient"]
 logger = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-_SNIPPET = 300  # characters of a server error message we keep
 
 
 class ChatResult(BaseModel):
@@ -94,7 +96,7 @@ class LLMClient:
         return {
             "base_url": cfg.base_url,
             "api_key": cfg.api_key,
-            "max_retries": cfg.max_retries,
+            "max_retries": 0,  # our policy (resilience.py) retries, with a breaker openai does not have
             "timeout": self._timeout(),
         }
 
@@ -186,12 +188,8 @@ class LLMClient:
 
     def _result(self, completion: Any, started: float) -> ChatResult:
         latency = time.perf_counter() - started
-        choices = getattr(completion, "choices", None) or []
-        if not choices:
-            raise LLMOutputError(
-                f"the answer of model {self.config.model!r} had no choices", base_url=self.config.base_url
-            )
-        choice = choices[0]
+        what = f"chat with model {self.config.model!r}"
+        choice = check_completion(completion, what, base_url=self.config.base_url)[0]
         content, reasoning = extract_reasoning(choice.message)
         tool_calls = getattr(choice.message, "tool_calls", None) or []
         result = ChatResult(
@@ -213,21 +211,14 @@ class LLMClient:
         logger.debug("chat answer: content=%r reasoning=%r", content, reasoning)
         return result
 
-    def _wrap(self, exc: openai.OpenAIError, what: str, timeout_s: float | None = None) -> LLMError:
-        import openai
+    def _classify(self, what: str, timeout_s: float | None = None) -> Classify:
+        """How :func:`~behavior_memory.llm.resilience.retrying` names the faults of ``what``."""
+        url, limit = self.config.base_url, timeout_s or self.config.timeout_s
 
-        url, attempts = self.config.base_url, self.config.max_retries + 1
-        if isinstance(exc, openai.APITimeoutError):
-            limit = timeout_s or self.config.timeout_s
-            return LLMTimeoutError(f"{what}: no answer within {limit:g}s ({attempts} attempt(s))", base_url=url)
-        if isinstance(exc, openai.APIConnectionError):
-            cause = f": {exc.__cause__}" if exc.__cause__ else ""
-            return LLMConnectionError(
-                f"{what}: cannot reach the model server after {attempts} attempt(s){cause}", base_url=url
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return LLMStatusError(f"{what}: {_status_detail(exc)}", base_url=url, status=exc.status_code)
-        return LLMError(f"{what}: {exc}", base_url=url)
+        def classify(exc: BaseException, attempts: int) -> LLMError | None:
+            return wrap_error(exc, what, base_url=url, attempts=attempts, timeout_s=limit)
+
+        return classify
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -245,8 +236,9 @@ class LLMClient:
         """Send one chat completion request and return the answer.
 
         ``None`` options fall back to the config; ``extra_body`` is merged over the config's.
-        Raises :class:`LLMConnectionError`, :class:`LLMTimeoutError` or :class:`LLMStatusError`
-        once openai's own retries are spent.
+        Transient faults are retried (``max_retries`` within ``retry_budget_s``); then
+        :class:`LLMConnectionError`, :class:`LLMTimeoutError`, :class:`LLMStatusError` or
+        :class:`LLMBadResponseError` says what happened. An open circuit fails at once.
         """
         params = self._params(
             messages, max_tokens=max_tokens, temperature=temperature, tools=tools,
@@ -273,24 +265,26 @@ class LLMClient:
         return await self._asend(params, timeout_s)
 
     def _send(self, params: dict[str, Any], timeout_s: float | None) -> ChatResult:
-        import openai
+        what = f"chat with model {self.config.model!r}"
 
-        started = time.perf_counter()
-        try:
-            completion = self._sync_client().chat.completions.create(**params)
-        except openai.OpenAIError as exc:
-            raise self._wrap(exc, f"chat with model {self.config.model!r}", timeout_s) from exc
-        return self._result(completion, started)
+        def send() -> ChatResult:
+            started = time.perf_counter()
+            with api_json(what, base_url=self.config.base_url):
+                completion = self._sync_client().chat.completions.create(**params)
+            return self._result(completion, started)
+
+        return retrying(self.config, send, self._classify(what, timeout_s))
 
     async def _asend(self, params: dict[str, Any], timeout_s: float | None) -> ChatResult:
-        import openai
+        what = f"chat with model {self.config.model!r}"
 
-        started = time.perf_counter()
-        try:
-            completion = await self._async_client().chat.completions.create(**params)
-        except openai.OpenAIError as exc:
-            raise self._wrap(exc, f"chat with model {self.config.model!r}", timeout_s) from exc
-        return self._result(completion, started)
+        async def send() -> ChatResult:
+            started = time.perf_counter()
+            with api_json(what, base_url=self.config.base_url):
+                completion = await self._async_client().chat.completions.create(**params)
+            return self._result(completion, started)
+
+        return await aretrying(self.config, send, self._classify(what, timeout_s))
 
     def chat_json(
         self,
@@ -348,26 +342,26 @@ class LLMClient:
                 return answer, result
 
     def models(self) -> list[str]:
-        """Return the ids of the models the server serves (``GET /v1/models``)."""
-        import openai
+        """Return the ids of the models the server serves (``GET /v1/models``), retrying transient faults."""
 
-        started = time.perf_counter()
-        try:
-            page = self._sync_client().models.list()
-        except openai.OpenAIError as exc:
-            raise self._wrap(exc, "listing models") from exc
-        return self._model_ids(page, started)
+        def send() -> list[str]:
+            started = time.perf_counter()
+            with api_json("listing models", base_url=self.config.base_url):
+                page = self._sync_client().models.list()
+            return self._model_ids(page, started)
+
+        return retrying(self.config, send, self._classify("listing models"))
 
     async def amodels(self) -> list[str]:
         """Async twin of :meth:`models`."""
-        import openai
 
-        started = time.perf_counter()
-        try:
-            page = await self._async_client().models.list()
-        except openai.OpenAIError as exc:
-            raise self._wrap(exc, "listing models") from exc
-        return self._model_ids(page, started)
+        async def send() -> list[str]:
+            started = time.perf_counter()
+            with api_json("listing models", base_url=self.config.base_url):
+                page = await self._async_client().models.list()
+            return self._model_ids(page, started)
+
+        return await aretrying(self.config, send, self._classify("listing models"))
 
     def _model_ids(self, page: Any, started: float) -> list[str]:
         ids = [str(m.id) for m in getattr(page, "data", None) or []]
@@ -375,7 +369,10 @@ class LLMClient:
         return ids
 
     def health(self) -> bool:
-        """True when the server answers ``GET /v1/models`` quickly; never raises."""
+        """True when the server answers ``GET /v1/models`` quickly; never raises, never retries.
+
+        The probe reports the server as it is: it neither waits for nor moves the circuit breaker.
+        """
         try:
             client = self._sync_client().with_options(max_retries=0, timeout=self._health_timeout())
             client.models.list()
@@ -421,14 +418,3 @@ def _discard(client: openai.AsyncOpenAI) -> None:
     with contextlib.suppress(Exception):  # StopIteration, or the dead loop refusing the rest
         closing.send(None)
     closing.close()
-
-
-def _status_detail(exc: openai.APIStatusError) -> str:
-    """The server's own error message (vLLM puts it in ``message`` or ``error.message``)."""
-    body = exc.body
-    message: Any = None
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        message = error.get("message") if isinstance(error, Mapping) else body.get("message") or error
-    text = str(message or exc.message)
-    return text[:_SNIPPET]

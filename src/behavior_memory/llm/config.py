@@ -18,7 +18,7 @@ class LLMConfig(BaseModel):
     ``http://127.0.0.1:8000/v1`` without an API key.
 
     >>> LLMConfig(model="Qwen/Qwen3-8B", structured_output="structured_outputs").max_retries
-    2
+    3
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,9 +43,32 @@ class LLMConfig(BaseModel):
         default=5.0, gt=0, description="Seconds to wait for the TCP connection to the server."
     )
     max_retries: int = Field(
-        default=2,
+        default=3,
         ge=0,
-        description="Retries on connection errors, timeouts, 408/409/429 and 5xx, with exponential backoff.",
+        description=(
+            "Retries of a transient fault (unreachable, timeout, 404/408/409/425/429/5xx, a body that is not "
+            "the API's JSON), with exponential backoff and full jitter, within retry_budget_s. openai's own "
+            "retries are off, so this policy is the only one."
+        ),
+    )
+    retry_budget_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds one call may spend on attempts and waits before a transient fault is raised; "
+        "the first attempt always runs.",
+    )
+    backoff_base_s: float = Field(
+        default=0.5, ge=0, description="Longest wait before the first retry; it doubles with each retry."
+    )
+    backoff_max_s: float = Field(default=8.0, ge=0, description="Upper bound on the wait before any one retry.")
+    breaker_threshold: int = Field(
+        default=5,
+        ge=0,
+        description="Transient failures in a row, across every client of this base_url in the process, that "
+        "open its circuit: calls then fail at once until breaker_cooldown_s has passed. 0 turns it off.",
+    )
+    breaker_cooldown_s: float = Field(
+        default=15.0, gt=0, description="Seconds an open circuit fails calls fast before one probe may pass."
     )
     structured_output: StructuredOutputMode = Field(
         default="json_schema",
