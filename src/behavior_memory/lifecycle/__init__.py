@@ -31,6 +31,7 @@ Nothing here deletes: a merged or harmful behavior is archived with its counters
 
 from __future__ import annotations
 
+from .consolidate import Cluster, MergePlan, find_near_duplicates, merge_plan
 from .intervals import Difference, newcombe_difference, welch_difference, wilson_interval, wilson_lower_bound
 from .policy import LifecycleConfig, Transition, count_tasks_since_use, plan_lifecycle
 from .scores import BehaviorScores, score
@@ -47,13 +48,17 @@ __all__ = [
     "UTILITY_TABLE_COLUMNS",
     "WITHHELD_KEY",
     "BehaviorScores",
+    "Cluster",
     "Difference",
     "LifecycleConfig",
+    "MergePlan",
     "Transition",
     "UtilityEstimate",
     "count_tasks_since_use",
     "estimate_utility",
+    "find_near_duplicates",
     "format_utility_table",
+    "merge_plan",
     "newcombe_difference",
     "plan_lifecycle",
     "score",
