@@ -126,6 +126,7 @@ def build_reflection(
         embedder,
         threshold=config.curation.dedup_threshold,
         approval=config.curation.approval,
+        min_support=config.curation.min_support,
     )
     return ReflectionService(store, reflector, curator, max_attempts=cfg.max_attempts)
 

@@ -297,10 +297,10 @@ async def test_broken_or_slow_retrieval_and_a_failing_store_leave_the_agent_alon
         trace = memory.store.get_trace(run.trace_id)
         assert trace.shown == [] and [s.kind for s in trace.steps] == ["model", "tool", "model"]
 
-    def full_disk(trace):
+    def full_disk(trace, **options):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(memory.store, "put_trace", full_disk)
+    monkeypatch.setattr(memory.store, "save_trace", full_disk)
     assert str(await agent.run("add once more")) == "Tool calls complete."
     assert "could not save trace" in caplog.text
     assert instrumentation_for(memory).open_runs == 0

@@ -69,10 +69,10 @@ def test_a_store_that_fails_to_save_never_raises_into_the_agent(memory, monkeypa
     registry = TaskRegistry(memory, adapter="test")
     task = registry.open("q")
 
-    def broken(trace):
+    def broken(trace, **options):
         raise OSError("disk full")
 
-    monkeypatch.setattr(memory.store, "put_trace", broken)
+    monkeypatch.setattr(memory.store, "save_trace", broken)
     assert registry.close(task.trace_id, answer="a") is None
     assert "could not save trace" in caplog.text
 

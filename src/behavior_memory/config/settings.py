@@ -125,10 +125,18 @@ class CurationConfig(_Section):
         description="A candidate at least this similar (cosine) to a behavior in the same namespace "
         "and topic merges into it instead of being added.",
     )
-    approval: Literal["auto", "manual"] = Field(
-        default="auto",
-        description="auto: minted behaviors are active at once; manual: they wait as candidates "
-        "until `bmem behaviors set-status KEY --status active` approves them.",
+    approval: Literal["evidence", "auto", "manual"] = Field(
+        default="evidence",
+        description="evidence: minted behaviors wait as candidates until min_support distinct traces back "
+        "them (or a person approves them with `bmem review`); auto: active at once; manual: only a "
+        "person activates them. Behaviors the guard flags are quarantined in every mode.",
+    )
+    min_support: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="With approval: evidence, how many distinct traces must mint (or merge into) a "
+        "behavior before it becomes active.",
     )
 
 

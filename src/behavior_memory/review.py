@@ -1,0 +1,48 @@
+"""Status changes with their record: who moved a behavior, from what to what, and why.
+
+Every change of a behavior's status (the guard quarantining it, evidence activating it, a person
+approving or rejecting it, the lifecycle retiring it) goes through ``transition``, which appends
+an entry to ``behavior.metadata["history"]``. ``bmem behaviors show`` prints that history, so a
+reviewer can always answer "why is this active?".
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+from .types import Behavior, BehaviorStatus, utcnow
+
+__all__ = ["MAX_HISTORY", "person", "transition", "with_note"]
+
+#: Entries kept per behavior; the oldest go first (the first one, its arrival, is always kept).
+MAX_HISTORY = 50
+
+
+def person() -> str:
+    """Who runs this process, as recorded on a person's decision (``user:alice``)."""
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container without /etc/passwd entry)
+        return "user:unknown"
+
+
+def _append(metadata: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    history = [*metadata.get("history", []), entry]
+    if len(history) > MAX_HISTORY:
+        history = [history[0], *history[-(MAX_HISTORY - 1) :]]
+    return {**metadata, "history": history}
+
+
+def transition(behavior: Behavior, to: BehaviorStatus | str, *, by: str, reason: str, **extra: Any) -> Behavior:
+    """A copy of ``behavior`` in status ``to``, with the change recorded in its history."""
+    target = BehaviorStatus(to)
+    entry = {"at": utcnow().isoformat(), "from": str(behavior.status), "to": str(target), "by": by, "reason": reason}
+    entry.update(extra)
+    return behavior.model_copy(update={"status": target, "metadata": _append(behavior.metadata, entry)})
+
+
+def with_note(behavior: Behavior, *, by: str, reason: str, **extra: Any) -> Behavior:
+    """A copy of ``behavior`` with an entry in its history that changes no status (an edit, a merge)."""
+    entry = {"at": utcnow().isoformat(), "by": by, "reason": reason, **extra}
+    return behavior.model_copy(update={"metadata": _append(behavior.metadata, entry)})
