@@ -2,7 +2,8 @@
 
 The trace is saved when the ``with`` block ends, before anything else happens to it (citation
 counting, queueing reflection), so a crash afterwards loses nothing. Recording methods are
-thread-safe: a tool running in a worker thread may record into its task's trace.
+thread-safe: a tool running in a worker thread may record into its task's trace. Every text taken
+is made encodable (``text.encodable``): a stray surrogate in a tool's output must not lose the trace.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from ..types import Outcome, Step, TokenUsage, Trace, utcnow
-from .text import MAX_ERROR_CHARS, clip, json_safe
+from .text import MAX_ERROR_CHARS, clip, encodable, encodable_data, json_safe
 
 __all__ = ["TraceRecorder"]
 
@@ -49,7 +50,8 @@ def _json_safe_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
                     "content": content if isinstance(content, str | list) else str(content),
                 }
             )
-    return safe
+    fixed: list[dict[str, Any]] = encodable_data(safe)  # contents may be lists of parts: fix every string
+    return fixed
 
 
 class TraceRecorder:
@@ -74,7 +76,7 @@ class TraceRecorder:
         with self._lock:
             for item in hits:
                 behavior = getattr(item, "behavior", item)
-                name = behavior if isinstance(behavior, str) else behavior.name
+                name = encodable(behavior if isinstance(behavior, str) else behavior.name)
                 if name not in self.trace.shown:
                     self.trace.shown.append(name)
 
@@ -99,7 +101,7 @@ class TraceRecorder:
             output=None if output is None else clip(output),
             reasoning=None if reasoning is None else clip(reasoning),
             usage=TokenUsage.from_any(usage),
-            model=model,
+            model=None if model is None else encodable(model),
             latency_s=latency_s,
             error=None if error is None else clip(error, MAX_ERROR_CHARS),
         )
@@ -119,7 +121,7 @@ class TraceRecorder:
         """Record one tool call with its arguments and its result (or error)."""
         step = Step(
             kind="tool",
-            name=name,
+            name=encodable(name),
             args=json_safe(dict(args or {})),
             result=None if result is None else clip(str(result)),
             error=None if error is None else clip(error, MAX_ERROR_CHARS),
@@ -142,7 +144,7 @@ class TraceRecorder:
             self.trace.answer = None if answer is None else clip(answer)
             self.trace.outcome = Outcome(outcome)
             self.trace.score = score
-            self.trace.feedback = feedback
+            self.trace.feedback = None if feedback is None else encodable(feedback)
 
     def save(self) -> Trace:
         """Save the trace now (the ``with`` block does this on exit); saving twice is a no-op."""
@@ -164,6 +166,6 @@ class TraceRecorder:
         if exc is not None and self.trace.outcome == Outcome.UNKNOWN:
             # The task raised: keep the trace (failures teach too) and let the error propagate.
             self.trace.outcome = Outcome.FAILURE
-            self.trace.metadata.setdefault("error", f"{type(exc).__name__}: {exc}")
+            self.trace.metadata.setdefault("error", encodable(f"{type(exc).__name__}: {exc}"))
         self.trace.metadata.setdefault("duration_s", round(time.perf_counter() - self._started, 6))
         self.save()
