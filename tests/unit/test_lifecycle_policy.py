@@ -215,3 +215,10 @@ def test_counts_feed_the_plan() -> None:
     plan = _plan(behaviors, counts, config=LifecycleConfig(stale_after_tasks=5))
     assert _moves(plan) == [("idle", "active", "stale")]
     assert plan[0].reason == "unused for 5 tasks (limit 5)"
+
+
+def test_count_tasks_since_use_refuses_traces_of_another_namespace() -> None:
+    stray = Trace(task="t", namespace="acme", shown=["behavior_busy"])
+    with pytest.raises(InvalidInputError, match="acme"):
+        count_tasks_since_use([_b("busy")], [stray])
+    assert count_tasks_since_use([], [stray]) == {}

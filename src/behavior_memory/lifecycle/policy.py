@@ -90,6 +90,8 @@ def count_tasks_since_use(behaviors: Iterable[Behavior], traces: Iterable[Trace]
     items = list(behaviors)
     _one_namespace(items)
     ordered = sorted(traces, key=lambda t: t.created_at)
+    if items and (strays := sorted({t.namespace for t in ordered} - {items[0].namespace})):
+        raise InvalidInputError(f"traces of {strays} given for the behaviors of {items[0].namespace!r}")
     last_chosen: dict[str, int] = {}
     for i, trace in enumerate(ordered):
         withheld = trace.metadata.get(WITHHELD_KEY)
