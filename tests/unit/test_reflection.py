@@ -3,11 +3,18 @@
 import pytest
 
 from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, ReflectionStatus, Step, Trace
-from behavior_memory.errors import LLMConnectionError, LLMOutputError
+from behavior_memory.errors import (
+    LLMBadResponseError,
+    LLMConnectionError,
+    LLMOutputError,
+    LLMStatusError,
+    LLMTimeoutError,
+    LLMTruncatedError,
+)
 from behavior_memory.llm.client import ChatResult
 from behavior_memory.llm.config import LLMConfig
 from behavior_memory.reflection.reflector import ExtractedBehavior, Extraction, Reflector, render_solution
-from behavior_memory.reflection.worker import TraceResult
+from behavior_memory.reflection.worker import ReflectionWorker, TraceResult
 
 
 class ScriptedClient:
@@ -176,3 +183,65 @@ def test_extraction_schema_stays_within_what_xgrammar_compiles():
     for prop in strings:
         assert not ("pattern" in prop and ({"minLength", "maxLength"} & set(prop)))
     assert all(d.get("additionalProperties") is False for d in schema["$defs"].values())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        LLMStatusError("engine restarting", base_url="http://x/v1", status=503),
+        LLMStatusError("model not loaded yet", base_url="http://x/v1", status=404),
+        LLMStatusError("slow down", base_url="http://x/v1", status=429),
+        LLMBadResponseError("an HTML page instead of a chat completion", base_url="http://x/v1"),
+        LLMTimeoutError("no answer within 60s", base_url="http://x/v1"),
+    ],
+    ids=["503", "404", "429", "html", "timeout"],
+)
+def test_a_transient_fault_never_uses_an_attempt(memory, error):
+    _use(memory, ScriptedClient(error=error))
+    trace_id = _saved_trace(memory)
+    for _ in range(4):  # more rounds than max_attempts (2): the trace still waits
+        assert memory.reflect_pending() == {"server_down": 1}
+    trace = memory.traces.get(trace_id)
+    assert trace.reflection_status == ReflectionStatus.PENDING and trace.reflection_attempts == 0
+    assert str(error) == trace.reflection_error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        LLMTruncatedError("cut off at max_tokens=400", base_url="http://x/v1"),
+        LLMStatusError("max_tokens is too large", base_url="http://x/v1", status=400),
+    ],
+    ids=["truncated", "400"],
+)
+def test_the_models_answers_and_bad_requests_use_up_attempts(memory, error):
+    _use(memory, ScriptedClient(error=error))
+    trace_id = _saved_trace(memory)
+    assert memory.reflect_pending() == {"retry": 1, "failed": 1}
+    trace = memory.traces.get(trace_id)
+    assert trace.reflection_status == ReflectionStatus.FAILED and trace.reflection_attempts == 2
+
+
+def test_process_never_raises_and_keeps_the_reason(memory):
+    _use(memory, ScriptedClient(error=RuntimeError("a bug in a prompt template")))
+    trace_id = _saved_trace(memory)
+    assert memory.reflect_pending() == {"retry": 1, "failed": 1}
+    assert "RuntimeError: a bug" in memory.traces.get(trace_id).reflection_error
+
+
+def test_reflect_trace_counts_an_attempt_a_server_fault_gives_back(memory):
+    trace_id = _saved_trace(memory)
+    _use(memory, ScriptedClient(error=LLMConnectionError("refused", base_url="http://x/v1")))
+    assert memory.reflect_trace(trace_id) == TraceResult.SERVER_DOWN
+    assert memory.traces.get(trace_id).reflection_attempts == 0
+    _use(memory, ScriptedClient(error=LLMOutputError("no JSON object found")))
+    assert memory.reflect_trace(trace_id) == TraceResult.RETRY
+    assert memory.traces.get(trace_id).reflection_attempts == 1
+
+
+def test_worker_backoff_doubles_within_its_cap_with_jitter(memory):
+    worker = ReflectionWorker(memory.reflection, base_backoff_s=1.0, max_backoff_s=8.0)
+    waits = {rounds: [worker.backoff_s(rounds) for _ in range(200)] for rounds in (1, 2, 3, 4, 10)}
+    for rounds, cap in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0)):
+        assert all(cap / 2 <= w <= cap for w in waits[rounds])
+        assert len({round(w, 6) for w in waits[rounds]}) > 100  # jittered, not one value

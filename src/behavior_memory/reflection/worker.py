@@ -2,21 +2,27 @@
 
 ``ReflectionService.process`` reflects one claimed trace and records what happened on it: minted
 behaviors, or the reason it failed. ``ReflectionWorker`` is a background thread that claims
-pending traces and processes them with bounded concurrency. Nothing here raises into the agent:
-with the model server down the trace goes back to pending and the worker backs off; a process
-killed mid-reflection leaves the trace claimed, and its lease expiring makes it claimable again.
+pending traces and processes them with bounded concurrency. Nothing here raises into the agent.
+
+Only the model's own answers use up a trace's attempts (``reflection.max_attempts``): output
+still invalid after the re-asks, a truncated answer. A fault of the server
+(:func:`~behavior_memory.errors.is_transient`: unreachable, too slow, 5xx/429/404, an HTML page)
+sends the trace back to pending with the reason and its attempt given back, and the worker backs
+off (exponentially, with jitter) before it tries again. A process killed mid-reflection leaves
+the trace claimed; its lease expiring makes it claimable again.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from enum import StrEnum
 
-from ..errors import LLMConnectionError, LLMError, LLMTimeoutError
+from ..errors import LLMError, is_transient
 from ..store.base import HandbookStore
 from ..types import ReflectionStatus, Trace
 from .curator import Curator
@@ -33,7 +39,7 @@ class TraceResult(StrEnum):
     ALREADY = "already"  # an earlier (crashed) reflection of this trace had landed
     RETRY = "retry"  # failed, back to pending
     FAILED = "failed"  # failed for the last allowed time
-    SERVER_DOWN = "server_down"  # model unreachable or too slow; back to pending
+    SERVER_DOWN = "server_down"  # a transient fault of the model server; back to pending, no attempt used
 
 
 class ReflectionService:
@@ -70,17 +76,9 @@ class ReflectionService:
             return TraceResult.ALREADY
         try:
             result = self.reflector.reflect(trace)
-        except (LLMConnectionError, LLMTimeoutError) as exc:
-            # Not the trace's fault: it waits, and its attempts are not used up.
-            self._set(
-                trace,
-                reflection_status=ReflectionStatus.PENDING,
-                reflection_error=str(exc),
-                reflection_attempts=max(trace.reflection_attempts - 1, 0),
-            )
-            self._count("server_down")
-            return TraceResult.SERVER_DOWN
         except LLMError as exc:
+            if is_transient(exc):
+                return self._wait(trace, str(exc))
             return self._failure(trace, str(exc))
         report = self.curator.mint(trace, result)
         metadata = dict(trace.metadata)
@@ -104,6 +102,18 @@ class ReflectionService:
         self._count("merged", len(report.merged))
         return TraceResult.MINTED if report.names else TraceResult.EMPTY
 
+    def _wait(self, trace: Trace, reason: str) -> TraceResult:
+        """Not the trace's fault: it goes back to pending and gets the claim's attempt back."""
+        log.info("reflection of trace %s waits for the model server: %s", trace.id, reason)
+        self._set(
+            trace,
+            reflection_status=ReflectionStatus.PENDING,
+            reflection_error=reason,
+            reflection_attempts=max(trace.reflection_attempts - 1, 0),
+        )
+        self._count("server_down")
+        return TraceResult.SERVER_DOWN
+
     def _failure(self, trace: Trace, reason: str) -> TraceResult:
         last = trace.reflection_attempts >= self.max_attempts
         status = ReflectionStatus.FAILED if last else ReflectionStatus.PENDING
@@ -124,7 +134,7 @@ class ReflectionService:
     def run_batch(
         self, traces: list[Trace], concurrency: int, on_done: Callable[[Trace, TraceResult], None] | None = None
     ) -> list[TraceResult]:
-        """Process claimed traces with up to ``concurrency`` at once."""
+        """Process claimed traces with up to ``concurrency`` at once; ``on_done`` hears of each as it ends."""
         if concurrency <= 1 or len(traces) <= 1:
             results = []
             for trace in traces:
@@ -133,15 +143,21 @@ class ReflectionService:
                     on_done(trace, results[-1])
             return results
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bmem-reflect") as pool:
-            results = list(pool.map(self.process, traces))
-        if on_done:
-            for trace, result in zip(traces, results, strict=True):
-                on_done(trace, result)
-        return results
+            futures = {pool.submit(self.process, trace): trace for trace in traces}
+            for future in as_completed(futures):
+                if on_done:
+                    on_done(futures[future], future.result())
+        return [future.result() for future in futures]
 
 
 class ReflectionWorker:
-    """A daemon thread that drains pending traces; ``notify()`` wakes it when a trace is saved."""
+    """A daemon thread that drains pending traces; ``notify()`` wakes it when a trace is saved.
+
+    After a round in which the model server was unavailable (or the store failed) it waits
+    ``base_backoff_s``, doubling per such round up to ``max_backoff_s``, each wait drawn between
+    half and all of that (jitter: workers of several processes do not retry in step). A new trace
+    does not cut a backoff short; ``stop()`` does.
+    """
 
     def __init__(
         self,
@@ -150,12 +166,14 @@ class ReflectionWorker:
         concurrency: int = 1,
         lease_s: float = 600.0,
         idle_s: float = 5.0,
+        base_backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
     ) -> None:
         self.service = service
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.idle_s = idle_s
+        self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -163,45 +181,64 @@ class ReflectionWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the thread (again, after ``stop()``)."""
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="bmem-reflection-worker", daemon=True)
             self._thread.start()
 
     def notify(self) -> None:
+        """A trace was saved: look for work now (unless backing off)."""
         self._idle.clear()
         self._wake.set()
 
     def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the thread; a trace it holds is reclaimed when its lease expires."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until the worker found nothing left to reflect (True) or the timeout passed."""
+        """Block until the worker found nothing it could reflect now (True) or the timeout passed.
+
+        Nothing it could reflect *now*: while the model server is unavailable the traces wait as
+        pending, and the worker reports idle at each backoff.
+        """
         return self._idle.wait(timeout)
 
+    def backoff_s(self, rounds: int) -> float:
+        """The wait after ``rounds`` unavailable rounds in a row: exponential, capped, jittered."""
+        cap = min(self.max_backoff_s, self.base_backoff_s * 2.0 ** min(rounds - 1, 32))
+        return random.uniform(cap / 2, cap)  # jitter, not cryptography
+
     def _run(self) -> None:
-        backoff = 0.0
+        rounds = 0  # rounds in a row that ended with the server unavailable or the store failing
         while not self._stop.is_set():
             try:
                 traces = self.service.store.claim_pending_traces(self.concurrency, lease_s=self.lease_s)
             except Exception:
                 log.exception("reflection worker could not claim traces; retrying")
-                traces = []
-                backoff = min(max(backoff * 2, 1.0), self.max_backoff_s)
+                rounds += 1
+                self._pause(self.backoff_s(rounds))
+                continue
             if not traces:
+                rounds = 0
                 self._idle.set()
-                self._wake.wait(backoff or self.idle_s)
+                self._wake.wait(self.idle_s)
                 self._wake.clear()
                 continue
+            self._idle.clear()
             results = self.service.run_batch(traces, self.concurrency)
-            if TraceResult.SERVER_DOWN in results:
-                backoff = min(max(backoff * 2, 1.0), self.max_backoff_s)
-                log.warning("model server unavailable; %d trace(s) wait; next try in %.0f s", len(traces), backoff)
-                self._idle.set()
-                self._wake.wait(backoff)
-                self._wake.clear()
-            else:
-                backoff = 0.0
+            if TraceResult.SERVER_DOWN not in results:
+                rounds = 0
+                continue
+            rounds += 1
+            delay = self.backoff_s(rounds)
+            log.warning("model server unavailable; %d trace(s) wait; next try in %.1f s", len(traces), delay)
+            self._pause(delay)
+
+    def _pause(self, delay: float) -> None:
+        self._idle.set()  # nothing can be done now: callers of wait_idle() are told so
+        self._stop.wait(delay)
+        self._wake.clear()
