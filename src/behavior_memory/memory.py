@@ -185,10 +185,12 @@ class BehaviorMemory:
         limit: int | None = None,
         on_done: Callable[[Trace, TraceResult], None] | None = None,
     ) -> Counter[str]:
-        """Reflect pending traces now, in this thread, until none is left (or ``limit`` were done).
+        """Reflect claimable traces now, in this thread, until none is left (or ``limit`` were done).
 
-        Stops early when the model server is down (those traces stay pending). Returns how many
-        traces ended in each way (see ``TraceResult``).
+        Claimable: pending, or claimed by a process that died (its ``reflection.lease_s`` expired),
+        in every namespace. Stops early when the model server is unavailable: those traces stay
+        pending with their attempts intact. Returns how many traces ended in each way (see
+        ``TraceResult``).
         """
         from .reflection.worker import TraceResult
 
@@ -206,8 +208,15 @@ class BehaviorMemory:
         return outcomes
 
     def reflect_trace(self, trace_id: str) -> TraceResult:
-        """Reflect one trace now, whatever its status; a trace already reflected mints nothing new."""
-        return self.reflection.process(self.traces.get(trace_id))
+        """Reflect one trace now, whatever its status; a trace already reflected mints nothing new.
+
+        Counts as an attempt the way a claim does, so a server fault gives it back and the model's
+        bad answers use up ``reflection.max_attempts`` alike.
+        """
+        trace = self.traces.get(trace_id)
+        trace.reflection_attempts += 1
+        self.store.update_trace_fields(trace.id, reflection_attempts=trace.reflection_attempts)
+        return self.reflection.process(trace)
 
     def wait_for_reflection(self, timeout: float | None = None) -> bool:
         """Wait until the background worker has nothing left to do (True) or the timeout passed."""
