@@ -17,12 +17,14 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from .embeddings.base import Embedder
-from .errors import InvalidBehaviorError, InvalidInputError
+from .errors import InvalidBehaviorError, InvalidInputError, QuarantinedError
+from .review import BehaviorGuard, override_record, person, transition, with_note
 from .store.base import HandbookStore
 from .types import (
     Behavior,
     BehaviorStatus,
     new_id,
+    pick_namespace,
     utcnow,
     validate_behavior_name,
     validate_instruction,
@@ -60,9 +62,17 @@ def _pydantic_reason(exc: ValidationError) -> str:
 class Handbook:
     """Add, change, list, remove, export and import behaviors."""
 
-    def __init__(self, store: HandbookStore, embedder: Embedder | None, *, namespace: str) -> None:
+    def __init__(
+        self,
+        store: HandbookStore,
+        embedder: Embedder | None,
+        *,
+        namespace: str,
+        guard: BehaviorGuard | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
+        self.guard = guard
         self.namespace = validate_namespace(namespace)
         # The embedder check waits for the first write or retrieval: reading the handbook
         # (``bmem behaviors list``) must not load an embedding model.
@@ -128,12 +138,19 @@ class Handbook:
         namespace: str | None = None,
         sources: Iterable[str] = (),
         model: str | None = None,
+        force: bool = False,
+        by: str | None = None,
     ) -> Behavior:
-        """Add one behavior; a bad name or instruction raises ``InvalidBehaviorError`` with the reason."""
+        """Add one behavior; a bad name or instruction raises ``InvalidBehaviorError`` with the reason.
+
+        The guard's rules apply: a behavior they flag raises ``QuarantinedError`` naming the rule and
+        the evidence, unless ``force``, which stores it and records who (``by``) overrode which rule.
+        A person adding a behavior is its approval, so it is active unless ``status`` says otherwise.
+        """
         behavior = Behavior(
             name=validate_behavior_name(name),
             instruction=validate_instruction(instruction),
-            namespace=validate_namespace(namespace or self.namespace),
+            namespace=pick_namespace(namespace, self.namespace),
             topic=topic or None,
             tags=list(tags),
             status=BehaviorStatus(status),
@@ -141,7 +158,89 @@ class Handbook:
             sources=list(sources),
             model=model,
         )
+        behavior = self._guarded(behavior, force=force, by=by, action="added")
         return self.store.put_behavior(behavior, self._embed([behavior])[0])
+
+    # --- the guard and a person's decisions ------------------------------------------------------
+    def _guarded(self, behavior: Behavior, *, force: bool, by: str | None, action: str) -> Behavior:
+        """``behavior`` as it may be stored: refused when the guard flags it, unless forced (and recorded)."""
+        who = by or person()
+        verdict = self.guard.check(behavior.name, behavior.instruction, topic=behavior.topic) if self.guard else None
+        if verdict is not None and not verdict.ok:
+            if not force:
+                raise QuarantinedError(
+                    f"{behavior.name} was not {action}: the guard's rule {verdict.rule!r} matched "
+                    f"{verdict.evidence!r} (pass force=True, or --force, to store it anyway; the override is recorded)",
+                    rule=verdict.rule or "unknown",
+                    evidence=verdict.evidence or "",
+                )
+            overrides = [*behavior.metadata.get("overrides", []), override_record(verdict, by=who)]
+            behavior = behavior.model_copy(update={"metadata": {**behavior.metadata, "overrides": overrides}})
+        return with_note(behavior, by=who, reason=action)
+
+    def approve(
+        self,
+        key: str,
+        *,
+        by: str | None = None,
+        reason: str = "approved",
+        force: bool = False,
+        namespace: str | None = None,
+    ) -> Behavior:
+        """A person makes the behavior active. A quarantined one needs ``force`` (the override is recorded)."""
+        who = by or person()
+
+        def change(b: Behavior) -> Behavior:
+            if b.status == BehaviorStatus.QUARANTINED and not force:
+                rule = (b.metadata.get("guard") or {}).get("rule") or "a person"
+                raise QuarantinedError(
+                    f"{b.name} is quarantined ({rule}); approve it with force=True (--force) if you are sure",
+                    rule=str(rule),
+                    evidence=str((b.metadata.get("guard") or {}).get("evidence") or ""),
+                )
+            return transition(b, BehaviorStatus.ACTIVE, by=who, reason=reason)
+
+        return self.modify(key, change, namespace=namespace)
+
+    def reject(
+        self, key: str, *, by: str | None = None, reason: str = "rejected", namespace: str | None = None
+    ) -> Behavior:
+        """A person retires the behavior: ``archived``, never injected, kept with its provenance."""
+        return self.modify(
+            key, lambda b: transition(b, BehaviorStatus.ARCHIVED, by=by or person(), reason=reason), namespace=namespace
+        )
+
+    def quarantine(self, key: str, *, reason: str, by: str | None = None, namespace: str | None = None) -> Behavior:
+        """A person suspects the behavior: ``quarantined`` with the reason, never injected."""
+        return self.modify(
+            key,
+            lambda b: transition(b, BehaviorStatus.QUARANTINED, by=by or person(), reason=reason),
+            namespace=namespace,
+        )
+
+    def edit(
+        self,
+        key: str,
+        *,
+        instruction: str | None = None,
+        topic: str | None = None,
+        by: str | None = None,
+        force: bool = False,
+        namespace: str | None = None,
+    ) -> Behavior:
+        """A person rewrites the behavior; the new text passes the guard (or ``force``, recorded)."""
+        text = None if instruction is None else validate_instruction(instruction)
+
+        def change(b: Behavior) -> Behavior:
+            edited = b.model_copy(
+                update={
+                    **({"instruction": text} if text is not None else {}),
+                    **({"topic": topic or None} if topic is not None else {}),
+                }
+            )
+            return self._guarded(edited, force=force, by=by, action="edited")
+
+        return self.modify(key, change, namespace=namespace)
 
     def add_many(self, behaviors: Iterable[Behavior]) -> builtins.list[Behavior]:
         """Store ready ``Behavior`` objects, each in its own namespace, embedded in one batch.
@@ -153,7 +252,7 @@ class Handbook:
 
     def get(self, key: str, *, namespace: str | None = None) -> Behavior:
         """By id or name; raises ``NotFoundError``."""
-        return self.store.get_behavior(namespace or self.namespace, key)
+        return self.store.get_behavior(pick_namespace(namespace, self.namespace), key)
 
     def list(
         self,
@@ -165,7 +264,9 @@ class Handbook:
     ) -> list[Behavior]:
         """Behaviors ordered by name."""
         statuses = None if status is None else [BehaviorStatus(status)]
-        return self.store.list_behaviors(namespace or self.namespace, statuses=statuses, topic=topic, limit=limit)
+        return self.store.list_behaviors(
+            pick_namespace(namespace, self.namespace), statuses=statuses, topic=topic, limit=limit
+        )
 
     def update(
         self,
@@ -213,14 +314,14 @@ class Handbook:
             text_changed = edited.text != originals.get(edited.version)
             return self._embed([edited])[0] if text_changed else None
 
-        return modify_behavior(self.store, namespace or self.namespace, key, tracked, vector=vector)
+        return modify_behavior(self.store, pick_namespace(namespace, self.namespace), key, tracked, vector=vector)
 
     def remove(self, key: str, *, namespace: str | None = None) -> None:
         """Delete a behavior by id or name; raises ``NotFoundError``."""
-        self.store.delete_behavior(namespace or self.namespace, key)
+        self.store.delete_behavior(pick_namespace(namespace, self.namespace), key)
 
     def count(self, *, namespace: str | None = None) -> int:
-        return self.store.count_behaviors(namespace or self.namespace)
+        return self.store.count_behaviors(pick_namespace(namespace, self.namespace))
 
     # --- JSONL --------------------------------------------------------------------------------
     def export_jsonl(self, out: IO[str], *, namespace: str | None = None) -> int:
@@ -239,7 +340,7 @@ class Handbook:
         of them is stored; a name that already exists is skipped, or replaced with ``replace``.
         Records take the target namespace and fresh ids, so an export can seed another namespace.
         """
-        target = validate_namespace(namespace or self.namespace)
+        target = pick_namespace(namespace, self.namespace)
         raw_lines = self._read_lines(source)
         report = ImportReport()
         fresh: list[Behavior] = []

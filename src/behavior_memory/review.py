@@ -9,14 +9,36 @@ reviewer can always answer "why is this active?".
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from typing import Any, Protocol
 
 from .types import Behavior, BehaviorStatus, utcnow
 
-__all__ = ["MAX_HISTORY", "person", "transition", "with_note"]
+__all__ = ["MAX_HISTORY", "BehaviorGuard", "GuardVerdict", "override_record", "person", "transition", "with_note"]
 
 #: Entries kept per behavior; the oldest go first (the first one, its arrival, is always kept).
 MAX_HISTORY = 50
+
+
+class GuardVerdict(Protocol):
+    """A guard's answer: ``ok``, or the first ``rule`` that fired with its ``evidence``."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def rule(self) -> str | None: ...
+    @property
+    def evidence(self) -> str | None: ...
+
+
+class BehaviorGuard(Protocol):
+    """What the handbook and the curator need of the guard (``guard.Guard``, or a judge wrapping it)."""
+
+    def check(self, name: str, instruction: str, *, topic: str | None = None) -> GuardVerdict: ...
+
+
+def override_record(verdict: GuardVerdict, *, by: str) -> dict[str, Any]:
+    """What is kept when a person stores a behavior the guard refused (``--force``)."""
+    return {"at": utcnow().isoformat(), "by": by, "rule": verdict.rule, "evidence": verdict.evidence}
 
 
 def person() -> str:

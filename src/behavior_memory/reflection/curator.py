@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,36 +27,19 @@ import numpy.typing as npt
 from ..embeddings.base import Embedder
 from ..embeddings.hashing import HashingEmbedder
 from ..errors import InvalidBehaviorError, NotFoundError
-from ..review import transition, with_note
+from ..review import BehaviorGuard, GuardVerdict, transition, with_note
 from ..store.base import HandbookStore
 from ..store.edits import modify_behavior
 from ..types import Behavior, BehaviorStatus, Trace
 from .reflector import ReflectionResult, candidate_to_behavior
 
-__all__ = ["APPROVAL_MODES", "BehaviorGuard", "Curator", "MintReport"]
+__all__ = ["APPROVAL_MODES", "Curator", "MintReport"]
 
 log = logging.getLogger(__name__)
 
 #: ``curation.approval``: how a minted behavior becomes active.
 APPROVAL_MODES = ("evidence", "auto", "manual")
 _CURATOR = "curator"
-
-
-class GuardVerdict(Protocol):
-    """A guard's answer: ``ok``, or the first ``rule`` that fired with its ``evidence``."""
-
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def rule(self) -> str | None: ...
-    @property
-    def evidence(self) -> str | None: ...
-
-
-class BehaviorGuard(Protocol):
-    """What the curator needs of the guard (``guard.Guard``; a judge may wrap it)."""
-
-    def check(self, name: str, instruction: str, *, topic: str | None = None) -> GuardVerdict: ...
 
 
 @dataclass
