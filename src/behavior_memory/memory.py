@@ -26,8 +26,9 @@ from .config.settings import BehaviorMemoryConfig, load_config
 from .injection.render import RenderedBlock, render_block
 from .recording.capture import CapturedTraces, capture, note_trace
 from .recording.recorder import TraceRecorder
+from .recording.text import encodable, encodable_data
 from .recording.traces import TraceBook
-from .types import Outcome, Trace, normalize_trace_id, validate_namespace
+from .types import Outcome, Trace, normalize_trace_id, pick_namespace, validate_namespace
 
 # Type-only: the implementations (numpy, openai) load when ``_wiring`` builds them, not on import.
 if TYPE_CHECKING:
@@ -79,7 +80,10 @@ class BehaviorMemory:
         """The behaviors most relevant to ``query`` (active only), in a deterministic order."""
         self.handbook.ensure_embedder()
         return self.retriever.retrieve(
-            query or "", namespace=namespace or self.namespace, k=k or self.config.retrieval.k, topic=topic
+            query or "",
+            namespace=pick_namespace(namespace, self.namespace),
+            k=k or self.config.retrieval.k,
+            topic=topic,
         )
 
     async def aretrieve(
@@ -88,7 +92,10 @@ class BehaviorMemory:
         """Async twin of ``retrieve``."""
         self.handbook.ensure_embedder()  # a no-op after the first call of the process
         return await self.retriever.aretrieve(
-            query or "", namespace=namespace or self.namespace, k=k or self.config.retrieval.k, topic=topic
+            query or "",
+            namespace=pick_namespace(namespace, self.namespace),
+            k=k or self.config.retrieval.k,
+            topic=topic,
         )
 
     def render(self, hits: Iterable[Any], *, token_budget: int | None = None) -> RenderedBlock:
@@ -122,7 +129,13 @@ class BehaviorMemory:
         opens its traces here, so ``capture()`` sees them all. ``trace_id`` (32 hex digits, or a
         UUID in any form) chooses the id.
         """
-        trace = Trace(task=task, namespace=namespace or self.namespace, topic=topic, metadata=dict(metadata or {}))
+        # Text made encodable as it comes in: a stray surrogate must not cost the trace (text.encodable).
+        trace = Trace(
+            task=encodable(task),
+            namespace=pick_namespace(namespace, self.namespace),
+            topic=None if topic is None else encodable(topic),
+            metadata=encodable_data(dict(metadata or {})),
+        )
         if trace_id is not None:
             trace.id = normalize_trace_id(trace_id)
         recorder = TraceRecorder(trace, self._save_trace)
@@ -232,12 +245,14 @@ class BehaviorMemory:
         outcome: Outcome | str | None = None,
         score: float | None = None,
         comment: str | None = None,
+        namespace: str | None = None,
     ) -> Trace:
         """Attach an outcome to a saved trace (reflection uses it; counters of cited behaviors move).
 
-        The same as ``memory.traces.feedback``.
+        The same as ``memory.traces.feedback``: only a trace of ``namespace`` (default: the memory's)
+        or of a namespace below it is found, any other is ``NotFoundError``.
         """
-        return self.traces.feedback(trace_id, outcome=outcome, score=score, comment=comment)
+        return self.traces.feedback(trace_id, outcome=outcome, score=score, comment=comment, namespace=namespace)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -135,7 +135,7 @@ def test_namespace_from_config_metadata(memory):
     with memory.capture() as run:
         chain.invoke({"question": "add in parts"}, config={"metadata": {"namespace": "team-b"}})
     assert "behavior_team_b" in model.seen[0][0].content and "behavior_add_in_parts" not in model.seen[0][0].content
-    assert memory.traces.get(run.trace_id).namespace == "team-b"
+    assert memory.traces.get(run.trace_id, namespace="team-b").namespace == "team-b"
 
 
 @tool

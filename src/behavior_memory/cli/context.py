@@ -55,7 +55,7 @@ class CliContext:
                     f"[dim]no ./{DEFAULT_CONFIG_NAME} here: using the defaults "
                     f"(handbook {self._config.store_path()}); `bmem init` writes one[/dim]"
                 )
-            if self.namespace:
+            if self.namespace is not None:  # checked by the -n option: never empty
                 self._config.namespace = self.namespace
         return self._config
 

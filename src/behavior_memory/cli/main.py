@@ -83,6 +83,18 @@ class _Group(click.Group):
                 obj.close()
 
 
+def _namespace_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check ``-n`` where it is typed: ``-n ""`` once meant the default namespace, silently."""
+    if value is None:
+        return None
+    from ..types import validate_namespace  # here, not at the top: `bmem --help` stays instant
+
+    try:
+        return validate_namespace(value)
+    except BehaviorMemoryError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -91,7 +103,9 @@ class _Group(click.Group):
     type=click.Path(path_type=Path, dir_okay=False),
     help="YAML configuration (default: ./behavior-memory.yaml).",
 )
-@click.option("--namespace", "-n", help="Namespace to work in (default: the configuration's).")
+@click.option(
+    "--namespace", "-n", callback=_namespace_option, help="Namespace to work in (default: the configuration's)."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="behavior-memory")
 @click.pass_context

@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..embeddings.config import EmbeddingsConfig, default_embeddings_config
 from ..llm.config import LLMConfig
 from ..retrieval.config import RetrievalConfig
-from ..types import DEFAULT_NAMESPACE
+from ..types import DEFAULT_NAMESPACE, validate_namespace
 from .loader import json_schema, load_model, load_model_from_text
 from .serve import ServeConfig
 
@@ -157,6 +157,12 @@ class BehaviorMemoryConfig(_Section):
 
     #: Folder that relative paths are resolved against (the YAML file's folder); not a YAML key.
     _base_dir: Path | None = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        # Here, not at first use: `namespace: ""` used to pass `bmem config check`, then break every command.
+        return validate_namespace(value)
 
     def store_path(self) -> Path:
         """The SQLite file, with relative paths resolved against the YAML file's folder."""

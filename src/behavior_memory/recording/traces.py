@@ -6,8 +6,14 @@ transaction. The agent waits at most ``write_budget_s`` for another writer's loc
 goes to the spool beside the store (``TraceSpool``) and is written later, never dropped.
 
 Listing and counting work in one namespace (the one given, or the memory's default) unless asked
-for every namespace. A trace id names one trace in the whole store, so ``get`` and ``feedback``
-find a trace whatever its namespace: the id a run handed out is all a caller needs.
+for every namespace. ``get`` and ``feedback`` find a trace of that namespace or of one below it
+(``acme/bot`` reaches ``acme/bot/alice``, where ``user_id`` files a user's runs), so the id a run
+handed out is all its owner needs; a trace of any other namespace is "not found", worded exactly
+as a missing one so that an id cannot be used to probe another tenant. ``all_namespaces=True`` is
+the explicit way across, for administration.
+
+Every string of a saved trace is made encodable first (``text.encodable_data``): a stray
+surrogate, however the trace was built, is stored as U+FFFD instead of failing the whole write.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from typing import Any
 from ..errors import NotFoundError, StoreError
 from ..injection.render import parse_citations
 from ..store.base import HandbookStore
-from ..types import Outcome, ReflectionStatus, Trace, normalize_trace_id, validate_namespace
+from ..types import Outcome, ReflectionStatus, Trace, normalize_trace_id, pick_namespace, validate_namespace
 from .spool import SpoolDrainer, TraceSpool
+from .text import encodable, encodable_data
 
 __all__ = ["TraceBook"]
 
@@ -28,6 +35,11 @@ log = logging.getLogger(__name__)
 
 #: The behavior counter an outcome moves for each behavior the trace cited.
 _OUTCOME_COUNTERS = {Outcome.SUCCESS: "helped", Outcome.FAILURE: "hurt"}
+
+
+def _within(namespace: str, scope: str) -> bool:
+    """True when ``namespace`` is ``scope`` or lies below it (whole segments: ``team`` is not ``team-b``)."""
+    return namespace == scope or namespace.startswith(scope + "/")
 
 
 class TraceBook:
@@ -50,11 +62,11 @@ class TraceBook:
             self._drainer.start()
 
     def _scope(self, namespace: str | None, all_namespaces: bool) -> str | None:
-        return None if all_namespaces else validate_namespace(namespace or self.namespace)
+        return None if all_namespaces else pick_namespace(namespace, self.namespace)
 
     def citations(self, text: str | None, *, namespace: str | None = None) -> builtins.list[str]:
         """Names of the namespace's behaviors that ``text`` cites, in order of first mention."""
-        scope = namespace or self.namespace
+        scope = pick_namespace(namespace, self.namespace)
         known = []
         for name in parse_citations(text):
             try:  # one indexed lookup per cited name: the handbook may hold many thousands
@@ -69,6 +81,7 @@ class TraceBook:
 
         Within ``write_budget_s``, or else into the spool (when there is one) to be written later.
         """
+        encodable_data(trace)  # in place; a lone surrogate would make the store refuse the whole trace
         if not reflect:
             trace.reflection_status = ReflectionStatus.SKIPPED
         try:
@@ -105,9 +118,24 @@ class TraceBook:
         if self._drainer is not None:
             self._drainer.stop()
 
-    def get(self, trace_id: str) -> Trace:
-        """The trace with its steps; the id may be spelled as any UUID. Raises ``NotFoundError``."""
-        return self.store.get_trace(normalize_trace_id(trace_id))
+    def get(self, trace_id: str, *, namespace: str | None = None, all_namespaces: bool = False) -> Trace:
+        """The trace with its steps; the id may be spelled as any UUID.
+
+        Only a trace of ``namespace`` (default: this book's) or of a namespace below it is found;
+        ``all_namespaces=True`` looks everywhere. Raises ``NotFoundError`` otherwise.
+        """
+        scope = self._scope(namespace, all_namespaces)
+        wanted = normalize_trace_id(trace_id)
+        if scope is None:
+            return self.store.get_trace(wanted)
+        missing = NotFoundError(f"no trace {wanted} in namespace {scope!r} (or a namespace below it)")
+        try:
+            trace = self.store.get_trace(wanted)
+        except NotFoundError:
+            raise missing from None
+        if not _within(trace.namespace, scope):
+            raise missing  # the same words as a missing trace: another tenant's ids stay unconfirmed
+        return trace
 
     def list(
         self,
@@ -139,21 +167,24 @@ class TraceBook:
         outcome: Outcome | str | None = None,
         score: float | None = None,
         comment: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
     ) -> Trace:
         """Attach an outcome, a score or a comment to a saved trace and return it as stored now.
 
         Reflection reads them. When the outcome changes to success (or failure), every behavior
         the trace cited gets one more ``helped`` (or ``hurt``); giving the same outcome again
-        moves nothing, so feedback can be repeated safely.
+        moves nothing, so feedback can be repeated safely. The trace is found as ``get`` finds it:
+        in ``namespace`` (default: this book's) or below, unless ``all_namespaces``.
         """
-        trace = self.get(trace_id)
+        trace = self.get(trace_id, namespace=namespace, all_namespaces=all_namespaces)
         fields: dict[str, Any] = {}
         if outcome is not None:
             fields["outcome"] = Outcome(outcome)
         if score is not None:
             fields["score"] = float(score)
         if comment is not None:
-            fields["feedback"] = comment
+            fields["feedback"] = encodable(comment)
         if fields:
             self.store.update_trace_fields(trace.id, **fields)
         new_outcome = fields.get("outcome")
