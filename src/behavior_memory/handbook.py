@@ -202,6 +202,27 @@ class Handbook:
 
         return self.modify(key, change, namespace=namespace)
 
+    def set_status(
+        self,
+        key: str,
+        status: BehaviorStatus | str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        force: bool = False,
+        namespace: str | None = None,
+    ) -> Behavior:
+        """Move the behavior to ``status`` as a person's decision, recorded; ``active`` is ``approve``."""
+        target = BehaviorStatus(status)
+        if target == BehaviorStatus.ACTIVE:
+            return self.approve(key, by=by, reason=reason or "approved", force=force, namespace=namespace)
+        who = by or person()
+        return self.modify(
+            key,
+            lambda b: transition(b, target, by=who, reason=reason or f"set to {target}"),
+            namespace=namespace,
+        )
+
     def reject(
         self, key: str, *, by: str | None = None, reason: str = "rejected", namespace: str | None = None
     ) -> Behavior:

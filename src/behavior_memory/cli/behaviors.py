@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from ..types import BehaviorStatus
+from . import review_cmd
 from .context import CliContext, pass_ctx
 from .render import behavior_table
 
@@ -74,12 +76,20 @@ def search(obj: CliContext, query: str, k: int | None, topic: str | None, show_b
 @click.option("--tag", "tags", multiple=True, help="A tag; repeatable.")
 @click.option("--status", type=_STATUSES, default="active", show_default=True)
 @click.option("--pinned", is_flag=True, help="Always injected first (stable prompt prefix).")
+@click.option("--force", is_flag=True, help="Add it even if the guard flags it (the override is recorded).")
 @pass_ctx
 def add(
-    obj: CliContext, name: str, instruction: str, topic: str | None, tags: tuple[str, ...], status: str, pinned: bool
+    obj: CliContext,
+    name: str,
+    instruction: str,
+    topic: str | None,
+    tags: tuple[str, ...],
+    status: str,
+    pinned: bool,
+    force: bool,
 ) -> None:
     """Add a behavior: NAME (behavior_snake_case) and a one-line INSTRUCTION."""
-    b = obj.memory().handbook.add(name, instruction, topic=topic, tags=tags, status=status, pinned=pinned)
+    b = obj.memory().handbook.add(name, instruction, topic=topic, tags=tags, status=status, pinned=pinned, force=force)
     obj.console.print(f"[green]added[/green] {b.name} ({b.id}) to '{b.namespace}'")
 
 
@@ -97,13 +107,15 @@ def rm(obj: CliContext, keys: tuple[str, ...]) -> None:
 @behaviors.command("set-status")
 @click.argument("keys", nargs=-1, required=True)
 @click.option("--status", type=_STATUSES, required=True)
+@click.option("--reason", help="Why (kept in the behavior's history).")
+@click.option("--force", is_flag=True, help="Activate a quarantined behavior too (the override is recorded).")
 @pass_ctx
-def set_status(obj: CliContext, keys: tuple[str, ...], status: str) -> None:
-    """Change the status of behaviors (approve candidates, quarantine, archive)."""
+def set_status(obj: CliContext, keys: tuple[str, ...], status: str, reason: str | None, force: bool) -> None:
+    """Change the status of behaviors, recorded (approve, reject and quarantine say it shorter)."""
     memory = obj.memory()
     for key in keys:
-        b = memory.handbook.update(key, status=status)
-        obj.console.print(f"{b.name}: {b.status}")
+        b = memory.handbook.set_status(key, status, reason=reason, force=force)
+        obj.console.print(f"{escape(b.name)}: {b.status}")
 
 
 @behaviors.command("export")
@@ -139,3 +151,8 @@ def import_(obj: CliContext, source: Path, replace: bool) -> None:
         obj.err.print(f"[red]line {number}: {reason}[/red]")
     if report.errors:
         sys.exit(2)  # partial import: the good lines are stored, the caller should look at the rest
+
+
+# A person's decisions live in review_cmd (shared with ``bmem review``); they are behaviors commands too.
+for _command in (review_cmd.approve, review_cmd.reject, review_cmd.quarantine, review_cmd.edit):
+    behaviors.add_command(_command)

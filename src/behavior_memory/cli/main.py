@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "init": ("init_cmd", "init", "Write a commented configuration whose handbook lives beside it."),
     "reflect": ("reflect", "reflect", "Reflect traces to mint behaviors (the model server must answer)."),
+    "review": (
+        "review_cmd",
+        "review",
+        "Walk the review queue: approve, reject, edit or quarantine each waiting behavior.",
+    ),
     "serve": ("serve", "serve", "Serve the model: vLLM on a GPU, or the embedded CPU build with SmolLM2-135M."),
     "sft": ("sft_cmd", "sft", "Fine-tuning data from behavior-conditioned answers (the paper's BC-SFT)."),
     "traces": ("traces", "traces", "Inspect recorded traces."),
