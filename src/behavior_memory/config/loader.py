@@ -3,6 +3,11 @@
 The pipeline: read (UTF-8) -> compose YAML nodes (keeping every key's line) -> interpolate
 ``${VAR}`` / ``${VAR:-default}`` (``$${...}`` is a literal) -> apply ``BMEM_SECTION__KEY=value``
 env overrides -> ``model_validate``. Every failure is one :class:`ConfigError`.
+
+Loading is bounded: a file of more than ``MAX_CONFIG_CHARS``, or one that composes to or expands
+through its aliases to more than ``MAX_CONFIG_VALUES`` values, is refused before anything is built.
+Aliases share one node, so ten lines of ``&a [*b, *b, ...]`` ("billion laughs") compose in
+microseconds and would expand to 10^9 values; the expanded size is counted on the shared nodes.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from pydantic import BaseModel, ValidationError
 
 from behavior_memory.errors import ConfigError
 
-__all__ = ["json_schema", "load_model", "load_model_from_text"]
+__all__ = ["MAX_CONFIG_CHARS", "MAX_CONFIG_VALUES", "json_schema", "load_model", "load_model_from_text"]
+
+#: Longest configuration read, in characters; a real one is a few kilobytes.
+MAX_CONFIG_CHARS = 256_000
+#: Most values (keys, items, scalars) a configuration may hold once its aliases are expanded.
+MAX_CONFIG_VALUES = 10_000
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -30,7 +40,59 @@ _SECRET = re.compile(r"key|secret|password|token|dsn", re.IGNORECASE)
 
 
 class _Loader(yaml.SafeLoader):
-    """A private SafeLoader so we never touch the global resolvers of ``yaml.SafeLoader``."""
+    """A private SafeLoader (the global resolvers of ``yaml.SafeLoader`` stay untouched) that stops
+    composing past ``MAX_CONFIG_VALUES`` nodes, so even a large flat file cannot fill memory."""
+
+    composed = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.composed += 1
+        if self.composed > MAX_CONFIG_VALUES:
+            raise _TooLarge(f"the YAML holds more than {MAX_CONFIG_VALUES:,} values", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        return super().compose_node(parent, index)
+
+
+class _TooLarge(Exception):
+    """Raised inside composing or counting; becomes a ConfigError naming the line."""
+
+    def __init__(self, message: str, mark: yaml.Mark | None) -> None:
+        super().__init__(message)
+        self.line = mark.line + 1 if mark is not None else None
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a tree that expands to more than ``MAX_CONFIG_VALUES`` values through its aliases.
+
+    Each node's expanded size is counted once and reused wherever an alias repeats it, so the
+    check costs time linear in the file however far it would expand. ``<<`` merges are counted
+    too: merging copies the merged pairs, and a chain of merges grows exactly like aliases do.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:  # an alias inside what it names: the walker reports it with its key
+            return 1
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        active.discard(key)
+        if total > MAX_CONFIG_VALUES:
+            raise _TooLarge(
+                f"the YAML expands through its aliases to more than {MAX_CONFIG_VALUES:,} values "
+                "(an alias bomb?); a configuration needs a few hundred",
+                node.start_mark,
+            )
+        sizes[key] = total
+        return total
+
+    size(root)
 
 
 class _Walker:
@@ -113,7 +175,9 @@ def load_model(
     """
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as fh:
+            # UTF-8 takes at most 4 bytes a character: read no more than could pass the check below.
+            raw = fh.read(4 * MAX_CONFIG_CHARS + 1)
     except FileNotFoundError:
         raise ConfigError("config file not found", path=source) from None
     except IsADirectoryError:
@@ -122,6 +186,8 @@ def load_model(
         raise ConfigError("permission denied reading the config file", path=source) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the config file: {exc.strerror or exc}", path=source) from exc
+    if len(raw) > 4 * MAX_CONFIG_CHARS:
+        raise ConfigError(f"the file is larger than {4 * MAX_CONFIG_CHARS:,} bytes: not a configuration", path=source)
     try:
         text = raw.decode("utf-8-sig")  # tolerate a BOM, as YAML does
     except UnicodeDecodeError as exc:
@@ -145,11 +211,23 @@ def load_model_from_text(
     ``source`` is the name used in error messages, e.g. ``"<stdin>"``.
     """
     env = os.environ if env is None else env
+    if len(text) > MAX_CONFIG_CHARS:
+        raise ConfigError(
+            f"the configuration is {len(text):,} characters; at most {MAX_CONFIG_CHARS:,} are read "
+            "(is this the right file?)",
+            path=source,
+        )
     loader = _Loader(text)
     walker = _Walker(loader, source, env)
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _check_expansion(root)
         data = {} if root is None else walker.walk(root, ())
+    except _TooLarge as exc:
+        raise ConfigError(str(exc), path=source, line=exc.line) from None
+    except RecursionError:  # `[[[[...` thousands deep: the composer and the walker recurse
+        raise ConfigError("the YAML is nested too deeply", path=source) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
