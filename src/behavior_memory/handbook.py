@@ -38,7 +38,25 @@ if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
 __all__ = ["Handbook", "ImportReport"]
 
 log = logging.getLogger(__name__)
+
 _EMBEDDER_META_KEY = "embedder"
+
+#: What an imported record claims about its own standing; taken only with ``trust=True``.
+_CLAIMS = frozenset(
+    {
+        "status",
+        "pinned",
+        "sources",
+        "model",
+        "shown",
+        "cited",
+        "helped",
+        "hurt",
+        "created_at",
+        "last_used_at",
+        "metadata",
+    }
+)
 
 
 @dataclass
@@ -353,22 +371,37 @@ class Handbook:
         return len(behaviors)
 
     def import_jsonl(
-        self, source: str | Path | IO[bytes], *, namespace: str | None = None, replace: bool = False
+        self,
+        source: str | Path | IO[bytes],
+        *,
+        namespace: str | None = None,
+        replace: bool = False,
+        trust: bool = False,
+        origin: str | None = None,
     ) -> ImportReport:
         """Import behaviors from JSONL, all good lines in one transaction.
 
         Bad lines (not UTF-8, not JSON, invalid fields) are reported by line number and nothing
         of them is stored; a name that already exists is skipped, or replaced with ``replace``.
         Records take the target namespace and fresh ids, so an export can seed another namespace.
+
+        A file says what it likes about itself, so by default only its names, instructions, topics
+        and tags are taken: every behavior arrives as a ``candidate`` for a person to approve, with
+        zeroed counters, unpinned, no sources or model, and ``metadata["provenance"]`` saying
+        ``"imported from <origin>"`` (default: the file's name, ``-`` for a stream). ``trust=True``
+        takes the records as they are (status, counters, pin, sources, model, metadata): for a
+        handbook you exported yourself.
         """
         target = pick_namespace(namespace, self.namespace)
+        if origin is None:
+            origin = Path(source).name if isinstance(source, str | Path) else "-"
         raw_lines = self._read_lines(source)
         report = ImportReport()
         fresh: list[Behavior] = []
         replacing: list[Behavior] = []
         seen: dict[str, int] = {}
         for number, raw in raw_lines:
-            behavior = self._parse_line(number, raw, target, report)
+            behavior = self._parse_line(number, raw, target, report, trust=trust, origin=origin)
             if behavior is None:
                 continue
             if behavior.name in seen:
@@ -383,7 +416,10 @@ class Handbook:
             if not replace:
                 report.skipped.append((number, f"{behavior.name} already exists"))
                 continue
-            replacing.append(behavior.model_copy(update={"id": existing.id, "version": existing.version}))
+            update: dict[str, Any] = {"id": existing.id, "version": existing.version}
+            if not trust:  # the replaced behavior's own history stays; the file adds where the new text came from
+                update["metadata"] = {**existing.metadata, **behavior.metadata}
+            replacing.append(behavior.model_copy(update=update))
         if fresh:
             self.store.put_behaviors(list(zip(fresh, self._embed(fresh), strict=True)))
         for behavior, vector in zip(replacing, self._embed(replacing), strict=True):
@@ -403,7 +439,9 @@ class Handbook:
         return [(n, line) for n, line in enumerate(data.splitlines(), start=1) if line.strip()]
 
     @staticmethod
-    def _parse_line(number: int, raw: bytes, namespace: str, report: ImportReport) -> Behavior | None:
+    def _parse_line(
+        number: int, raw: bytes, namespace: str, report: ImportReport, *, trust: bool, origin: str
+    ) -> Behavior | None:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -418,6 +456,14 @@ class Handbook:
             report.errors.append((number, "not a JSON object"))
             return None
         record = {k: v for k, v in record.items() if k not in {"id", "namespace", "version"}}
+        provenance = f"imported from {origin}"
+        if trust:
+            claimed = record.get("metadata") or {}
+            # a record's own provenance wins; a metadata that is no object is left for validation to refuse
+            record["metadata"] = {"provenance": provenance, **claimed} if isinstance(claimed, dict) else claimed
+        else:  # the file's claims about itself are dropped: what it earned here starts at zero
+            record = {k: v for k, v in record.items() if k not in _CLAIMS}
+            record.update(status=BehaviorStatus.CANDIDATE, metadata={"provenance": provenance})
         record.update(
             namespace=namespace, id=new_id(), created_at=record.get("created_at") or utcnow(), updated_at=utcnow()
         )

@@ -38,11 +38,12 @@ def test_bad_behavior_is_rejected_with_reason_and_nothing_stored(memory):
 
 
 def test_export_import_roundtrip_into_another_namespace(memory):
+    """An export of one's own handbook is trusted: pins, statuses and counters come along."""
     memory.handbook.add("behavior_alpha", "Alpha.", topic="t")
     memory.handbook.add("behavior_beta", "Beta.", pinned=True)
     out = io.StringIO()
     assert memory.handbook.export_jsonl(out) == 2
-    report = memory.handbook.import_jsonl(io.BytesIO(out.getvalue().encode()), namespace="team-b")
+    report = memory.handbook.import_jsonl(io.BytesIO(out.getvalue().encode()), namespace="team-b", trust=True)
     assert (report.imported, report.errors) == (2, [])
     copied = memory.handbook.list(namespace="team-b")
     assert [b.name for b in copied] == ["behavior_alpha", "behavior_beta"]

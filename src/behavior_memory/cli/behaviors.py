@@ -135,15 +135,30 @@ def export(obj: CliContext, out: Path | None) -> None:
 @behaviors.command("import")
 @click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True, allow_dash=True))
 @click.option("--replace", is_flag=True, help="Replace behaviors that already exist (default: skip them).")
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Take the records as they are: status, counters, pin, sources and model "
+    "(default: candidates with zeroed counters, for a person to approve).",
+)
 @pass_ctx
-def import_(obj: CliContext, source: Path, replace: bool) -> None:
-    """Import behaviors from a JSONL file ('-' for stdin); bad lines are reported, good ones kept."""
+def import_(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
+    """Import behaviors from a JSONL file ('-' for stdin); bad lines are reported, good ones kept.
+
+    Unless --trust, every behavior arrives as a candidate, unpinned, with zeroed counters and no
+    sources, its provenance noted as "imported from SOURCE": approve the ones you want.
+    """
     memory = obj.memory()
     src = sys.stdin.buffer if str(source) == "-" else source
-    report = memory.handbook.import_jsonl(src, replace=replace)
+    report = memory.handbook.import_jsonl(src, replace=replace, trust=trust)
     obj.console.print(
         f"imported {report.imported}, replaced {report.replaced}, skipped {len(report.skipped)}, "
         f"rejected {len(report.errors)} into '{memory.namespace}'"
+        + (
+            ""
+            if trust or not (report.imported or report.replaced)
+            else " as candidates: `bmem review` or `bmem behaviors approve NAME` makes them active"
+        )
     )
     for number, reason in report.skipped:
         obj.err.print(f"[yellow]line {number}: skipped: {reason}[/yellow]")
