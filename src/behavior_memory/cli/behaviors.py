@@ -12,7 +12,8 @@ from rich.markup import escape
 from ..types import BehaviorStatus
 from . import review_cmd
 from .context import CliContext, pass_ctx
-from .render import behavior_table
+from .output_file import check_output, write_whole
+from .render import behavior_table, plain, safe
 
 __all__ = ["behaviors"]
 
@@ -61,7 +62,7 @@ def search(obj: CliContext, query: str, k: int | None, topic: str | None, show_b
     hits = memory.retrieve(query, k=k, topic=topic)
     if show_block:
         block = memory.render(hits)
-        click.echo(block if block else "(no behaviors: the prompt is left unchanged)")
+        click.echo(plain(block) if block else "(no behaviors: the prompt is left unchanged)")
         obj.err.print(
             f"[dim]{block.tokens} tokens, {len(block.names)} behaviors, {len(block.dropped)} over budget[/dim]"
         )
@@ -90,7 +91,7 @@ def add(
 ) -> None:
     """Add a behavior: NAME (behavior_snake_case) and a one-line INSTRUCTION."""
     b = obj.memory().handbook.add(name, instruction, topic=topic, tags=tags, status=status, pinned=pinned, force=force)
-    obj.console.print(f"[green]added[/green] {b.name} ({b.id}) to '{b.namespace}'")
+    obj.console.print(f"[green]added[/green] {safe(b.name)} ({b.id}) to '{b.namespace}'")
 
 
 @behaviors.command("rm")
@@ -101,7 +102,7 @@ def rm(obj: CliContext, keys: tuple[str, ...]) -> None:
     memory = obj.memory()
     for key in keys:
         memory.handbook.remove(key)
-        obj.console.print(f"[green]removed[/green] {key}")
+        obj.console.print(f"[green]removed[/green] {safe(key)}")
 
 
 @behaviors.command("set-status")
@@ -119,17 +120,26 @@ def set_status(obj: CliContext, keys: tuple[str, ...], status: str, reason: str 
 
 
 @behaviors.command("export")
-@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="File (default: stdout).")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File to write (default: stdout); never the handbook itself or another SQLite database.",
+)
+@click.option("--force", is_flag=True, help="Replace the --out file if it exists (a database is never replaced).")
 @pass_ctx
-def export(obj: CliContext, out: Path | None) -> None:
+def export(obj: CliContext, out: Path | None, force: bool) -> None:
     """Export the namespace's behaviors as JSONL."""
-    memory = obj.memory()
     if out is None:
+        memory = obj.memory()
         count = memory.handbook.export_jsonl(sys.stdout)
-    else:
-        with out.open("w", encoding="utf-8") as fh:
-            count = memory.handbook.export_jsonl(fh)
-    obj.err.print(f"[dim]exported {count} behaviors from '{memory.namespace}'[/dim]")
+        obj.err.print(f"[dim]exported {count} behaviors from '{memory.namespace}'[/dim]")
+        return
+    # Checked before the store is opened: opening it creates the file when it is missing.
+    target = check_output(out, store=obj.config().store_path(), force=force)
+    memory = obj.memory()
+    count = write_whole(target, memory.handbook.export_jsonl)
+    obj.err.print(f"[dim]exported {count} behaviors from '{memory.namespace}' to {safe(target)}[/dim]")
 
 
 @behaviors.command("import")
@@ -161,9 +171,9 @@ def import_(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
         )
     )
     for number, reason in report.skipped:
-        obj.err.print(f"[yellow]line {number}: skipped: {reason}[/yellow]")
+        obj.err.print(f"[yellow]line {number}: skipped: {safe(reason)}[/yellow]")
     for number, reason in report.errors:
-        obj.err.print(f"[red]line {number}: {reason}[/red]")
+        obj.err.print(f"[red]line {number}: {safe(reason)}[/red]")
     if report.errors:
         sys.exit(2)  # partial import: the good lines are stored, the caller should look at the rest
 

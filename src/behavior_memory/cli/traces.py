@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import click
+from rich.text import Text
 
 from ..types import ReflectionStatus
 from .context import CliContext, pass_ctx
-from .render import trace_table
+from .render import cell, plain, trace_table
 
 __all__ = ["traces"]
 
@@ -45,41 +46,45 @@ def show(obj: CliContext, trace_id: str, as_json: bool) -> None:
         click.echo(json.dumps(t.model_dump(mode="json"), indent=2))
         return
     c = obj.console
-    c.print(f"[bold]trace {t.id}[/bold]  namespace {t.namespace}  topic {t.topic or '-'}")
-    c.print(f"task: {t.task}")
-    c.print(f"answer: {t.answer!r}  outcome: {t.outcome}" + (f"  score: {t.score}" if t.score is not None else ""))
+
+    def line(text: str) -> None:
+        # Every value below is stored text (a model's, a tool's): shown literally, never as markup.
+        c.print(plain(text), markup=False, emoji=False, highlight=False)
+
+    c.print(Text.assemble((f"trace {t.id}", "bold"), f"  namespace {t.namespace}  topic ", cell(t.topic or "-")))
+    line(f"task: {t.task}")
+    line(f"answer: {t.answer!r}  outcome: {t.outcome}" + (f"  score: {t.score}" if t.score is not None else ""))
     if t.feedback:
-        c.print(f"feedback: {t.feedback}")
+        line(f"feedback: {t.feedback}")
     u = t.usage
-    c.print(
+    line(
         f"usage: prompt {u.prompt_tokens}, completion {u.completion_tokens}, "
         f"cached {u.cached_tokens if u.cached_tokens is not None else '-'}, "
         f"reasoning {u.reasoning_tokens if u.reasoning_tokens is not None else '-'}"
     )
-    c.print(f"behaviors shown: {', '.join(t.shown) or '-'}")
-    c.print(f"behaviors cited: {', '.join(t.cited) or '-'}")
-    c.print(
+    line(f"behaviors shown: {', '.join(t.shown) or '-'}")
+    line(f"behaviors cited: {', '.join(t.cited) or '-'}")
+    line(
         f"reflection: {t.reflection_status} (attempts {t.reflection_attempts})"
         + (f"  reason: {t.reflection_error}" if t.reflection_error else "")
     )
     if t.minted:
-        c.print(f"minted: {', '.join(t.minted)}")
+        line(f"minted: {', '.join(t.minted)}")
     reflection = t.metadata.get("reflection") or {}
     if reflection.get("text"):
         text = " ".join(str(reflection["text"]).split())
-        c.print(
+        line(
             f"reflection ({reflection.get('model')}, {reflection.get('completion_tokens')} output tokens): "
-            f"{text[:400]}{'...' if len(text) > 400 else ''}",
-            markup=False,
+            f"{text[:400]}{'...' if len(text) > 400 else ''}"
         )
     for i, step in enumerate(t.steps, 1):
         if step.kind == "model":
             out = (step.output or "").strip().replace("\n", " ")
-            c.print(
+            line(
                 f"  {i}. model {step.model or ''} -> {out[:200]!r}"
                 + (f" [{step.usage.prompt_tokens}+{step.usage.completion_tokens} tokens]" if step.usage else "")
             )
         else:
-            c.print(
+            line(
                 f"  {i}. tool {step.name}({json.dumps(step.args)[:120]}) -> {(step.result or step.error or '')[:200]!r}"
             )
