@@ -201,11 +201,11 @@ class BehaviorMemory:
         """Reflect claimable traces now, in this thread, until none is left (or ``limit`` were done).
 
         Claimable: pending, or claimed by a process that died (its ``reflection.lease_s`` expired),
-        in every namespace. Stops early when the model server is unavailable: those traces stay
-        pending with their attempts intact. Returns how many traces ended in each way (see
-        ``TraceResult``).
+        in every namespace. Stops early when a whole batch found the model server unavailable:
+        those traces stay pending with their attempts intact. Returns how many times a trace ended
+        in each way (see ``TraceResult``; a trace that waited and then was reflected counts twice).
         """
-        from .reflection.worker import TraceResult
+        from .reflection.worker import server_unavailable
 
         width = concurrency or self.config.reflection.concurrency
         outcomes: Counter[str] = Counter()
@@ -216,7 +216,7 @@ class BehaviorMemory:
                 break
             results = self.reflection.run_batch(traces, width, on_done)
             outcomes.update(str(r) for r in results)
-            if TraceResult.SERVER_DOWN in results:
+            if server_unavailable(results):
                 break
         return outcomes
 

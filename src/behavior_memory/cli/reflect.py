@@ -107,7 +107,10 @@ def reflect(
         + ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
         + f"; behaviors added {stats['added']}, merged {stats['merged']}"
     )
-    if outcomes.get(str(TraceResult.SERVER_DOWN)):
+    waiting = outcomes.get(str(TraceResult.SERVER_DOWN)) and memory.store.count_claimable(
+        lease_s=memory.config.reflection.lease_s
+    )
+    if waiting:
         raise click.ClickException(
             f"the model server at {memory.config.llm.base_url} did not answer; the remaining traces stay pending "
             "(start it with `bmem serve`, then run `bmem reflect` again)"

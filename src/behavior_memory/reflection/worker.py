@@ -28,7 +28,7 @@ from ..types import ReflectionStatus, Trace
 from .curator import Curator
 from .reflector import Reflector
 
-__all__ = ["ReflectionService", "ReflectionWorker", "TraceResult"]
+__all__ = ["ReflectionService", "ReflectionWorker", "TraceResult", "server_unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,15 @@ class TraceResult(StrEnum):
     RETRY = "retry"  # failed, back to pending
     FAILED = "failed"  # failed for the last allowed time
     SERVER_DOWN = "server_down"  # a transient fault of the model server; back to pending, no attempt used
+
+
+def server_unavailable(results: list[TraceResult]) -> bool:
+    """True when every trace of a batch waits for the server: none got an answer, so back off.
+
+    One answer in the batch means the server is up again (the others may have met the circuit
+    breaker, which lets one probe through first): carry on at once.
+    """
+    return bool(results) and all(result is TraceResult.SERVER_DOWN for result in results)
 
 
 class ReflectionService:
@@ -230,7 +239,7 @@ class ReflectionWorker:
                 continue
             self._idle.clear()
             results = self.service.run_batch(traces, self.concurrency)
-            if TraceResult.SERVER_DOWN not in results:
+            if not server_unavailable(results):
                 rounds = 0
                 continue
             rounds += 1
