@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "review": (
         "review_cmd",
         "review",
-        "Walk the review queue: approve, reject, edit or quarantine each waiting behavior.",
+        "Walk the review queue: approve, reject, edit or quarantine what waits.",
     ),
     "serve": ("serve", "serve", "Serve the model: vLLM on a GPU, or the embedded CPU build with SmolLM2-135M."),
     "sft": ("sft_cmd", "sft", "Fine-tuning data from behavior-conditioned answers (the paper's BC-SFT)."),
