@@ -6,26 +6,20 @@ Every method works in one namespace: the one given, or the memory's default.
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from .embeddings.base import Embedder
-from .errors import InvalidBehaviorError, InvalidInputError, QuarantinedError
+from .errors import QuarantinedError
 from .review import BehaviorGuard, override_record, person, transition, with_note
 from .store.base import HandbookStore
 from .types import (
     Behavior,
     BehaviorStatus,
-    new_id,
     pick_namespace,
-    utcnow,
     validate_behavior_name,
     validate_instruction,
     validate_namespace,
@@ -35,46 +29,13 @@ if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["Handbook", "ImportReport"]
+    from .handbook_jsonl import ImportReport
+
+__all__ = ["Handbook"]
 
 log = logging.getLogger(__name__)
 
 _EMBEDDER_META_KEY = "embedder"
-
-#: What an imported record claims about its own standing; taken only with ``trust=True``.
-_CLAIMS = frozenset(
-    {
-        "status",
-        "pinned",
-        "sources",
-        "model",
-        "shown",
-        "cited",
-        "helped",
-        "hurt",
-        "created_at",
-        "last_used_at",
-        "metadata",
-    }
-)
-
-
-@dataclass
-class ImportReport:
-    """What ``import_jsonl`` did: counts, and each bad line with its number and reason."""
-
-    imported: int = 0
-    replaced: int = 0
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
-
-
-def _pydantic_reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}" if where else err["msg"])
-    return "; ".join(parts)
 
 
 class Handbook:
@@ -362,13 +323,12 @@ class Handbook:
     def count(self, *, namespace: str | None = None) -> int:
         return self.store.count_behaviors(pick_namespace(namespace, self.namespace))
 
-    # --- JSONL --------------------------------------------------------------------------------
+    # --- JSONL (``handbook_jsonl``) -----------------------------------------------------------
     def export_jsonl(self, out: IO[str], *, namespace: str | None = None) -> int:
         """Write every behavior of the namespace as one JSON object per line; returns the count."""
-        behaviors = self.list(namespace=namespace)
-        for behavior in behaviors:
-            out.write(json.dumps(behavior.model_dump(mode="json"), ensure_ascii=False, sort_keys=True) + "\n")
-        return len(behaviors)
+        from .handbook_jsonl import export_jsonl
+
+        return export_jsonl(self, out, namespace=namespace)
 
     def import_jsonl(
         self,
@@ -379,98 +339,12 @@ class Handbook:
         trust: bool = False,
         origin: str | None = None,
     ) -> ImportReport:
-        """Import behaviors from JSONL, all good lines in one transaction.
+        """Import behaviors from JSONL: candidates by default, everything as written with ``trust``;
+        the guard quarantines what it flags (see ``handbook_jsonl``)."""
+        from .handbook_jsonl import import_jsonl
 
-        Bad lines (not UTF-8, not JSON, invalid fields) are reported by line number and nothing
-        of them is stored; a name that already exists is skipped, or replaced with ``replace``.
-        Records take the target namespace and fresh ids, so an export can seed another namespace.
+        return import_jsonl(self, source, namespace=namespace, replace=replace, trust=trust, origin=origin)
 
-        A file says what it likes about itself, so by default only its names, instructions, topics
-        and tags are taken: every behavior arrives as a ``candidate`` for a person to approve, with
-        zeroed counters, unpinned, no sources or model, and ``metadata["provenance"]`` saying
-        ``"imported from <origin>"`` (default: the file's name, ``-`` for a stream). ``trust=True``
-        takes the records as they are (status, counters, pin, sources, model, metadata): for a
-        handbook you exported yourself.
-        """
-        target = pick_namespace(namespace, self.namespace)
-        if origin is None:
-            origin = Path(source).name if isinstance(source, str | Path) else "-"
-        raw_lines = self._read_lines(source)
-        report = ImportReport()
-        fresh: list[Behavior] = []
-        replacing: list[Behavior] = []
-        seen: dict[str, int] = {}
-        for number, raw in raw_lines:
-            behavior = self._parse_line(number, raw, target, report, trust=trust, origin=origin)
-            if behavior is None:
-                continue
-            if behavior.name in seen:
-                report.errors.append((number, f"duplicate of line {seen[behavior.name]} ({behavior.name})"))
-                continue
-            seen[behavior.name] = number
-            try:
-                existing = self.store.get_behavior(target, behavior.name)
-            except KeyError:
-                fresh.append(behavior)
-                continue
-            if not replace:
-                report.skipped.append((number, f"{behavior.name} already exists"))
-                continue
-            update: dict[str, Any] = {"id": existing.id, "version": existing.version}
-            if not trust:  # the replaced behavior's own history stays; the file adds where the new text came from
-                update["metadata"] = {**existing.metadata, **behavior.metadata}
-            replacing.append(behavior.model_copy(update=update))
-        if fresh:
-            self.store.put_behaviors(list(zip(fresh, self._embed(fresh), strict=True)))
-        for behavior, vector in zip(replacing, self._embed(replacing), strict=True):
-            self.store.update_behavior(behavior, vector)
-        report.imported, report.replaced = len(fresh), len(replacing)
-        return report
-
-    @staticmethod
-    def _read_lines(source: str | Path | IO[bytes]) -> builtins.list[tuple[int, bytes]]:
-        if isinstance(source, str | Path):
-            try:
-                data = Path(source).expanduser().read_bytes()
-            except OSError as exc:
-                raise InvalidInputError(f"cannot read {source}: {exc.strerror or exc}") from exc
-        else:
-            data = source.read()
-        return [(n, line) for n, line in enumerate(data.splitlines(), start=1) if line.strip()]
-
-    @staticmethod
-    def _parse_line(
-        number: int, raw: bytes, namespace: str, report: ImportReport, *, trust: bool, origin: str
-    ) -> Behavior | None:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            report.errors.append((number, f"not UTF-8 (byte {exc.start})"))
-            return None
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            report.errors.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            return None
-        if not isinstance(record, dict):
-            report.errors.append((number, "not a JSON object"))
-            return None
-        record = {k: v for k, v in record.items() if k not in {"id", "namespace", "version"}}
-        provenance = f"imported from {origin}"
-        if trust:
-            claimed = record.get("metadata") or {}
-            # a record's own provenance wins; a metadata that is no object is left for validation to refuse
-            record["metadata"] = {"provenance": provenance, **claimed} if isinstance(claimed, dict) else claimed
-        else:  # the file's claims about itself are dropped: what it earned here starts at zero
-            record = {k: v for k, v in record.items() if k not in _CLAIMS}
-            record.update(status=BehaviorStatus.CANDIDATE, metadata={"provenance": provenance})
-        record.update(
-            namespace=namespace, id=new_id(), created_at=record.get("created_at") or utcnow(), updated_at=utcnow()
-        )
-        try:
-            return Behavior.model_validate(record)
-        except ValidationError as exc:
-            report.errors.append((number, _pydantic_reason(exc)))
-        except InvalidBehaviorError as exc:  # pragma: no cover - pydantic wraps these
-            report.errors.append((number, str(exc)))
-        return None
+    def embed(self, behaviors: builtins.list[Behavior]) -> builtins.list[npt.NDArray[np.float32] | None]:
+        """The vectors to store with ``behaviors`` (``None`` each without an embedder)."""
+        return self._embed(behaviors)

@@ -13,7 +13,16 @@ from typing import Any, Protocol
 
 from .types import Behavior, BehaviorStatus, utcnow
 
-__all__ = ["MAX_HISTORY", "BehaviorGuard", "GuardVerdict", "override_record", "person", "transition", "with_note"]
+__all__ = [
+    "MAX_HISTORY",
+    "BehaviorGuard",
+    "GuardVerdict",
+    "flagged",
+    "override_record",
+    "person",
+    "transition",
+    "with_note",
+]
 
 #: Entries kept per behavior; the oldest go first (the first one, its arrival, is always kept).
 MAX_HISTORY = 50
@@ -68,3 +77,12 @@ def with_note(behavior: Behavior, *, by: str, reason: str, **extra: Any) -> Beha
     """A copy of ``behavior`` with an entry in its history that changes no status (an edit, a merge)."""
     entry = {"at": utcnow().isoformat(), "by": by, "reason": reason, **extra}
     return behavior.model_copy(update={"metadata": _append(behavior.metadata, entry)})
+
+
+def flagged(behavior: Behavior, verdict: GuardVerdict) -> Behavior:
+    """``behavior`` quarantined by the guard: the rule and the evidence kept in its metadata and history."""
+    marked = behavior.model_copy(
+        update={"metadata": {**behavior.metadata, "guard": {"rule": verdict.rule, "evidence": verdict.evidence}}}
+    )
+    reason = f"rule {verdict.rule}: {verdict.evidence}"
+    return transition(marked, BehaviorStatus.QUARANTINED, by="guard", reason=reason, rule=verdict.rule)

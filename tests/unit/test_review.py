@@ -89,3 +89,27 @@ def test_an_edit_passes_the_guard_and_keeps_counters(handbook):
     edited = handbook.edit(GOOD[0], instruction="Compare the units of both sides before simplifying.")
     assert edited.instruction.startswith("Compare") and edited.shown == 7
     assert edited.metadata["history"][-1]["reason"] == "edited"
+
+
+def test_import_quarantines_what_the_guard_flags_in_both_modes(handbook, tmp_path):
+    import json as _json
+
+    lines = [
+        {"name": GOOD[0], "instruction": GOOD[1], "status": "active", "helped": 50},
+        {"name": BAD[0], "instruction": BAD[1], "status": "active", "pinned": True},
+    ]
+    path = tmp_path / "shared.jsonl"
+    path.write_text("\n".join(_json.dumps(line) for line in lines) + "\n")
+    report = handbook.import_jsonl(path)
+    assert report.imported == 2 and [n for n, _ in report.quarantined] == [2]
+    assert "rule url" in report.quarantined[0][1]
+    good, bad = handbook.get(GOOD[0]), handbook.get(BAD[0])
+    assert (good.status, good.helped) == (BehaviorStatus.CANDIDATE, 0)
+    assert bad.status == BehaviorStatus.QUARANTINED and not bad.pinned
+    assert bad.metadata["guard"]["rule"] == "url" and bad.metadata["provenance"] == "imported from shared.jsonl"
+
+    trusted = handbook.import_jsonl(path, replace=True, trust=True)
+    assert trusted.replaced == 2 and len(trusted.quarantined) == 1
+    good, bad = handbook.get(GOOD[0]), handbook.get(BAD[0])
+    assert (good.status, good.helped) == (BehaviorStatus.ACTIVE, 50)  # trusted: the file's counters, by increments
+    assert bad.status == BehaviorStatus.QUARANTINED  # trust never bypasses the guard

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 from ..types import BehaviorStatus
-from . import review_cmd
+from . import review_cmd, utility_cmd
 from .context import CliContext, pass_ctx
 from .output_file import check_output, write_whole
 from .render import behavior_table, plain, safe
@@ -46,8 +46,15 @@ def list_(obj: CliContext, status: str | None, topic: str | None, limit: int | N
 @click.argument("key")
 @pass_ctx
 def show(obj: CliContext, key: str) -> None:
-    """Show one behavior (by name or id) with its counters and provenance."""
-    click.echo(json.dumps(obj.memory().handbook.get(key).model_dump(mode="json"), indent=2))
+    """Show one behavior (by name or id) with its counters, lifecycle scores and provenance."""
+    from dataclasses import asdict
+
+    from ..lifecycle import score
+
+    behavior = obj.memory().handbook.get(key)
+    scores = score(behavior)  # the rates the lifecycle decides on, with their 95% lower bounds
+    record = {**behavior.model_dump(mode="json"), "scores": {**asdict(scores), "evidence": scores.evidence}}
+    click.echo(json.dumps(record, indent=2))
 
 
 @behaviors.command("search")
@@ -174,6 +181,10 @@ def import_(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
         obj.err.print(f"[yellow]line {number}: skipped: {safe(reason)}[/yellow]")
     for number, reason in report.errors:
         obj.err.print(f"[red]line {number}: {safe(reason)}[/red]")
+    for number, reason in report.quarantined:
+        obj.err.print(f"[red]line {number}: quarantined by the guard: {safe(reason)}[/red]")
+    if report.quarantined:
+        obj.err.print("[dim]see them with `bmem review`[/dim]")
     if report.errors:
         sys.exit(2)  # partial import: the good lines are stored, the caller should look at the rest
 
@@ -181,3 +192,4 @@ def import_(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
 # A person's decisions live in review_cmd (shared with ``bmem review``); they are behaviors commands too.
 for _command in (review_cmd.approve, review_cmd.reject, review_cmd.quarantine, review_cmd.edit):
     behaviors.add_command(_command)
+behaviors.add_command(utility_cmd.utility)

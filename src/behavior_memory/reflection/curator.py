@@ -27,7 +27,7 @@ import numpy.typing as npt
 from ..embeddings.base import Embedder
 from ..embeddings.hashing import HashingEmbedder
 from ..errors import InvalidBehaviorError, NotFoundError
-from ..review import BehaviorGuard, GuardVerdict, transition, with_note
+from ..review import BehaviorGuard, flagged, transition, with_note
 from ..store.base import HandbookStore
 from ..store.edits import modify_behavior
 from ..types import Behavior, BehaviorStatus, Trace
@@ -102,18 +102,6 @@ class Curator:
             return transition(behavior, BehaviorStatus.ACTIVE, by=_CURATOR, reason=f"minted ({self.approval} approval)")
         return transition(behavior, BehaviorStatus.CANDIDATE, by=_CURATOR, reason="minted; waits for evidence")
 
-    def _quarantine(self, behavior: Behavior, verdict: GuardVerdict) -> Behavior:
-        flagged = behavior.model_copy(
-            update={"metadata": {**behavior.metadata, "guard": {"rule": verdict.rule, "evidence": verdict.evidence}}}
-        )
-        return transition(
-            flagged,
-            BehaviorStatus.QUARANTINED,
-            by="guard",
-            reason=f"rule {verdict.rule}: {verdict.evidence}",
-            rule=verdict.rule,
-        )
-
     def _with_support(self, behavior: Behavior, trace_id: str) -> Behavior | None:
         """``behavior`` with the trace added to its sources (and activated on enough support), or None."""
         if trace_id in behavior.sources:
@@ -158,7 +146,7 @@ class Curator:
                 if behavior.name in by_name:
                     report.notes.append(f"dropped {behavior.name!r}: rule {verdict.rule} ({verdict.evidence})")
                     continue
-                fresh.append(self._quarantine(behavior, verdict))
+                fresh.append(flagged(behavior, verdict))
                 fresh_vectors.append(vector)
                 continue
             target = by_name.get(behavior.name)
