@@ -110,5 +110,6 @@ def test_the_cli_says_traces_stay_pending_while_the_server_is_down(
     config = _write_config(tmp_path / "bm.yaml", fake, tmp_path)
     result = CliRunner().invoke(cli, ["-c", str(config), "reflect"])
     assert result.exit_code == 1
-    assert "did not answer; the remaining traces stay pending" in result.output
+    assert "is unavailable (" in result.output and "cannot reach the model server" in result.output
+    assert "the remaining 3 trace(s) stay pending with their attempts intact" in result.output
     assert statuses(make_memory())[str(ReflectionStatus.PENDING)] == 3

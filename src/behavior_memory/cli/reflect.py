@@ -112,7 +112,8 @@ def reflect(
     )
     if waiting:
         raise click.ClickException(
-            f"the model server at {memory.config.llm.base_url} did not answer; the remaining traces stay pending "
+            f"the model server at {memory.config.llm.base_url} is unavailable{_last_fault(memory)}; "
+            f"the remaining {waiting} trace(s) stay pending with their attempts intact "
             "(start it with `bmem serve`, then run `bmem reflect` again)"
         )
 
@@ -138,3 +139,10 @@ def _held_elsewhere(memory: BehaviorMemory) -> str:
         f" now; {running} trace(s) are claimed by another process, or by one that died "
         f"(claims expire after reflection.lease_s = {memory.config.reflection.lease_s:g} s)"
     )
+
+
+def _last_fault(memory: BehaviorMemory) -> str:
+    """The reason a waiting trace keeps: the fault that made it wait (a wrong model name reads as a 404)."""
+    waiting = memory.traces.list(all_namespaces=True, status=ReflectionStatus.PENDING, limit=1)
+    reason = waiting[0].reflection_error if waiting else None
+    return f" ({reason})" if reason else ""

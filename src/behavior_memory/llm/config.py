@@ -68,7 +68,7 @@ class LLMConfig(BaseModel):
         "open its circuit: calls then fail at once until breaker_cooldown_s has passed. 0 turns it off.",
     )
     breaker_cooldown_s: float = Field(
-        default=15.0, gt=0, description="Seconds an open circuit fails calls fast before one probe may pass."
+        default=5.0, gt=0, description="Seconds an open circuit fails calls fast before one probe may pass."
     )
     structured_output: StructuredOutputMode = Field(
         default="json_schema",

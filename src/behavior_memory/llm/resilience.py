@@ -106,7 +106,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        """``closed`` (calls go through), ``open`` (they fail fast) or ``half_open`` (a probe may pass)."""
+        """``closed`` (calls go through), ``open`` (they fail fast) or ``half_open`` (a probe is under way)."""
         with self._lock:
             if self._opened_at is None:
                 return "closed"

@@ -164,7 +164,9 @@ class ReflectionWorker:
 
     After a round in which the model server was unavailable (or the store failed) it waits
     ``base_backoff_s``, doubling per such round up to ``max_backoff_s``, each wait drawn between
-    half and all of that (jitter: workers of several processes do not retry in step). A new trace
+    half and all of that (jitter: workers of several processes do not retry in step). The cap is
+    short because the client's circuit breaker already keeps a round cheap while the server is
+    down (calls fail at once); what the cap bounds is how late a recovery is noticed. A new trace
     does not cut a backoff short; ``stop()`` does.
     """
 
@@ -176,7 +178,7 @@ class ReflectionWorker:
         lease_s: float = 600.0,
         idle_s: float = 5.0,
         base_backoff_s: float = 1.0,
-        max_backoff_s: float = 60.0,
+        max_backoff_s: float = 15.0,
     ) -> None:
         self.service = service
         self.concurrency = concurrency
