@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,embeddings,langchain,llamaindex,eval
 
-.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect eval-smoke bench-langchain bench-llamaindex lint typecheck lock clean serve stop
+.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults eval-smoke bench-langchain bench-llamaindex lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-import: install
 
 bench-reflect: install
 	$(BIN)/python bench/bench_reflect.py
+
+bench-faults: install
+	$(BIN)/python bench/bench_faults.py
 
 eval-smoke: install
 	mkdir -p results
