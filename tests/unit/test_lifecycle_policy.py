@@ -57,7 +57,8 @@ def test_docstring_examples_run() -> None:
 def test_config_defaults_and_strictness() -> None:
     config = LifecycleConfig()
     assert (config.stale_after_tasks, config.archive_min_evidence, config.archive_harm_lcb) == (200, 5, 0.5)
-    assert (config.min_support, config.revive_stale_on_use, config.withhold_epsilon) == (2, True, 0.0)
+    assert (config.revive_stale_on_use, config.withhold_epsilon) == (True, 0.0)
+    assert "min_support" not in LifecycleConfig.model_fields  # one number: curation.min_support
     with pytest.raises(ValidationError, match="extra"):
         LifecycleConfig(stale_afer_tasks=10)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
@@ -106,7 +107,7 @@ def test_candidate_activates_on_support_from_distinct_sources() -> None:
     plan = _plan([two, repeated])
     assert _moves(plan) == [("two", "candidate", "active")]
     assert plan[0].reason == "confirmed by 2 source traces (min 2)"
-    assert _moves(_plan([repeated], config=LifecycleConfig(min_support=1))) == [("repeated", "candidate", "active")]
+    assert _moves(_plan([repeated], min_support=1)) == [("repeated", "candidate", "active")]
 
 
 def test_candidate_from_a_confirmed_success_activates() -> None:

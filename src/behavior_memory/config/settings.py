@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..embeddings.config import EmbeddingsConfig, default_embeddings_config
+from ..lifecycle.policy import LifecycleConfig
 from ..llm.config import LLMConfig
 from ..retrieval.config import RetrievalConfig
 from ..types import DEFAULT_NAMESPACE, validate_namespace
@@ -116,7 +117,12 @@ class ReflectionConfig(_Section):
 
 
 class CurationConfig(_Section):
-    """What happens to minted behaviors before they enter the handbook."""
+    """What happens to minted behaviors before they enter the handbook, and to them afterwards.
+
+    ``lifecycle`` drives ``bmem curate`` (and the worker's curation passes): when behaviors go
+    stale, come back, or are archived, and the randomised-exposure experiment that measures them.
+    A candidate's support is ``min_support`` here, for the curator and the lifecycle alike.
+    """
 
     dedup_threshold: float = Field(
         default=0.9,
@@ -136,7 +142,13 @@ class CurationConfig(_Section):
         ge=1,
         le=100,
         description="With approval: evidence, how many distinct traces must mint (or merge into) a "
-        "behavior before it becomes active.",
+        "behavior before it becomes active (when a reflection merges, and in `bmem curate`).",
+    )
+    lifecycle: LifecycleConfig = Field(
+        default_factory=LifecycleConfig,
+        description="Curation passes (`bmem curate`): stale_after_tasks, archive_min_evidence, archive_harm_lcb, "
+        "revive_stale_on_use; withhold_epsilon > 0 withholds each chosen behavior from a task with that "
+        "probability to measure its effect (`bmem behaviors utility`), utility_min_samples per arm before a verdict.",
     )
 
 

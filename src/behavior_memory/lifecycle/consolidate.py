@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError
 from ..types import Behavior, BehaviorStatus
 from .policy import Transition
+
+if TYPE_CHECKING:  # numpy loads on the first call: the config imports this package (LifecycleConfig)
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["Cluster", "MergePlan", "find_near_duplicates", "merge_plan"]
 
@@ -103,6 +105,8 @@ def find_near_duplicates(
     >>> [c.names for c in find_near_duplicates(bs, v)]
     [['behavior_angle_sum', 'behavior_angle_total']]
     """
+    import numpy as np
+
     matrix = np.asarray(vectors, dtype=np.float32)
     if matrix.ndim != 2 or matrix.shape[0] != len(behaviors):
         raise InvalidInputError(f"need one vector row per behavior: {len(behaviors)} behaviors, shape {matrix.shape}")

@@ -9,8 +9,9 @@ The statuses and the moves curation makes on its own::
                                                   ▼
                                               archived  ◀──(harmful)── stale
 
-- candidate -> active: confirmed by ``min_support`` distinct source traces, or minted from a trace
-  whose outcome was a confirmed success (``confirmed_sources``).
+- candidate -> active: confirmed by ``min_support`` distinct source traces (the curator's
+  ``curation.min_support``: one number for both), or minted from a trace whose outcome was a
+  confirmed success (``confirmed_sources``).
 - active -> stale: not chosen for ``stale_after_tasks`` tasks of its namespace.
 - stale -> active: chosen again within that window (``revive_stale_on_use``).
 - active or stale -> archived: the counters show harm (the lower bound of the hurt rate exceeds
@@ -38,7 +39,12 @@ __all__ = ["LifecycleConfig", "Transition", "count_tasks_since_use", "plan_lifec
 
 
 class LifecycleConfig(BaseModel):
-    """When behaviors move between statuses, and the randomised-exposure experiment."""
+    """When behaviors move between statuses, and the randomised-exposure experiment.
+
+    The support that activates a candidate is not here: it is ``curation.min_support``, the same
+    number the curator applies when a reflection merges into a candidate (``plan_lifecycle``'s
+    ``min_support``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -51,7 +57,6 @@ class LifecycleConfig(BaseModel):
     archive_harm_lcb: float = Field(
         0.5, ge=0.0, le=1.0, description="archive when the 95% lower bound of the hurt rate exceeds this"
     )
-    min_support: int = Field(2, ge=1, description="distinct source traces that make a candidate active")
     revive_stale_on_use: bool = Field(True, description="a stale behavior chosen again becomes active")
     withhold_epsilon: float = Field(
         0.0,
@@ -121,10 +126,10 @@ def _harm_reason(behavior: Behavior, utility: UtilityEstimate | None, config: Li
     return None
 
 
-def _activation_reason(behavior: Behavior, confirmed_sources: Collection[str], config: LifecycleConfig) -> str | None:
+def _activation_reason(behavior: Behavior, confirmed_sources: Collection[str], min_support: int) -> str | None:
     support = len(set(behavior.sources))
-    if support >= config.min_support:
-        return f"confirmed by {support} source traces (min {config.min_support})"
+    if support >= min_support:
+        return f"confirmed by {support} source traces (min {min_support})"
     confirmed = [s for s in behavior.sources if s in confirmed_sources]
     if confirmed:
         return f"minted from a successful trace ({confirmed[0]})"
@@ -137,13 +142,14 @@ def _plan_one(
     utility: UtilityEstimate | None,
     confirmed_sources: Collection[str],
     config: LifecycleConfig,
+    min_support: int,
 ) -> Transition | None:
     def to(status: BehaviorStatus, reason: str) -> Transition:
         return Transition(b.name, b.status, status, reason)
 
     limit = config.stale_after_tasks
     if b.status == BehaviorStatus.CANDIDATE:
-        reason = _activation_reason(b, confirmed_sources, config)
+        reason = _activation_reason(b, confirmed_sources, min_support)
         return to(BehaviorStatus.ACTIVE, reason) if reason else None
     if b.status not in (BehaviorStatus.ACTIVE, BehaviorStatus.STALE):
         return None  # quarantined waits for a person; archived stays archived
@@ -165,6 +171,7 @@ def plan_lifecycle(
     utility: Mapping[str, UtilityEstimate] | None = None,
     confirmed_sources: Collection[str] = frozenset(),
     config: LifecycleConfig | None = None,
+    min_support: int = 2,
 ) -> list[Transition]:
     """The status changes the rules call for, one per behavior at most, ordered by name.
 
@@ -172,6 +179,7 @@ def plan_lifecycle(
     the namespace since it was last chosen (``count_tasks_since_use`` computes it); a name missing
     from it neither goes stale nor revives. ``utility`` is ``estimate_utility``'s result, if the
     experiment runs. ``confirmed_sources`` are ids of traces whose outcome was success.
+    ``min_support`` is ``curation.min_support``: distinct source traces that make a candidate active.
 
     >>> from behavior_memory.types import Behavior
     >>> old = Behavior(name="behavior_old", instruction="x")
@@ -180,12 +188,16 @@ def plan_lifecycle(
     ('behavior_old', 'stale', 'unused for 240 tasks (limit 200)')
     """
     config = config or LifecycleConfig()
+    if min_support < 1:
+        raise InvalidInputError(f"min_support must be at least 1, got {min_support}")
     items = sorted(behaviors, key=lambda b: b.name)
     _one_namespace(items)
     utility = utility or {}
     plan = []
     for b in items:
-        step = _plan_one(b, tasks_since_last_use.get(b.name), utility.get(b.name), confirmed_sources, config)
+        step = _plan_one(
+            b, tasks_since_last_use.get(b.name), utility.get(b.name), confirmed_sources, config, min_support
+        )
         if step is not None:
             plan.append(step)
     return plan
