@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wiring
 from .config.settings import BehaviorMemoryConfig, load_config
+from .injection.exposure import Exposure
 from .injection.render import RenderedBlock, render_block
 from .recording.capture import CapturedTraces, capture, note_trace
 from .recording.recorder import TraceRecorder
@@ -64,6 +65,8 @@ class BehaviorMemory:
         self.traces: TraceBook = _wiring.build_tracebook(self.config, self.store, self.namespace)
         self.retriever = retriever or _wiring.build_retriever(self.config, self.store, self.embedder)
         self._llm = llm
+        # The exposure experiment's coin (curation.lifecycle.withhold_epsilon); see injection/exposure.py.
+        self.exposure = Exposure(self.config.curation.lifecycle.withhold_epsilon)
         self._reflection: ReflectionService | None = None
         self._worker: ReflectionWorker | None = None
         self._lock = threading.RLock()  # reentrant: worker() builds reflection()
@@ -77,7 +80,11 @@ class BehaviorMemory:
     def retrieve(
         self, query: str, *, k: int | None = None, namespace: str | None = None, topic: str | None = None
     ) -> list[ScoredBehavior]:
-        """The behaviors most relevant to ``query`` (active only), in a deterministic order."""
+        """The behaviors most relevant to ``query`` (active only), in a deterministic order.
+
+        Always what retrieval chose: the exposure experiment (``withhold_epsilon``) withholds some
+        of them from an agent's block later (``exposure.choose``), never from this list.
+        """
         self.handbook.ensure_embedder()
         return self.retriever.retrieve(
             query or "",
@@ -127,7 +134,8 @@ class BehaviorMemory:
         ``hits`` are the behaviors shown in this task's prompt. On exit the trace is saved, the
         ``shown`` and ``cited`` counters move, and the trace waits for reflection. Every integration
         opens its traces here, so ``capture()`` sees them all. ``trace_id`` (32 hex digits, or a
-        UUID in any form) chooses the id.
+        UUID in any form) chooses the id. While the exposure experiment runs, the names withheld
+        from this task's block go to ``metadata["withheld"]`` (see ``injection.exposure``).
         """
         # Text made encodable as it comes in: a stray surrogate must not cost the trace (text.encodable).
         trace = Trace(
@@ -140,6 +148,7 @@ class BehaviorMemory:
             trace.id = normalize_trace_id(trace_id)
         recorder = TraceRecorder(trace, self._save_trace)
         recorder.show(hits)
+        self.exposure.opened(trace, has_block=bool(trace.shown))
         note_trace(trace.id)
         return recorder
 

@@ -1,7 +1,9 @@
 """Fetching a task's behavior block within a time budget, for every integration.
 
 A retrieval that fails or runs late means no block for that task (one WARNING log line), never a
-broken agent.
+broken agent. While the exposure experiment runs (``curation.lifecycle.withhold_epsilon``), the
+fetcher tosses its coin between retrieval and rendering (``exposure.Exposure``): withheld behaviors
+stay out of the block and reach the task's trace as ``metadata["withheld"]``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .exposure import Exposure
 from .render import RenderedBlock
 from .tokens import count_tokens
 
@@ -48,11 +51,16 @@ MAX_QUERY_CHARS = 4_000
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """The block for one task and how getting it went (``status``: ok, empty, timeout, error)."""
+    """The block for one task and how getting it went (``status``: ok, empty, timeout, error).
+
+    ``withheld``: behaviors retrieval chose that the exposure experiment kept out of the block
+    (already handed to the task's trace; see ``exposure``).
+    """
 
     block: RenderedBlock
     status: str
     seconds: float
+    withheld: tuple[str, ...] = ()
 
 
 _EMPTY = RenderedBlock("")
@@ -103,47 +111,68 @@ class BlockFetcher:
         except Exception:  # the first task will report it
             log.debug("could not warm up retrieval ahead of the first task", exc_info=True)
 
-    def _render(self, query: str, namespace: str) -> RenderedBlock:
+    def _exposure(self) -> Exposure | None:
+        exposure = getattr(self.memory, "exposure", None)  # a memory without one shows everything
+        return exposure if isinstance(exposure, Exposure) and exposure.active else None
+
+    def _split(self, hits: list[ScoredBehavior]) -> tuple[list[ScoredBehavior], list[str]]:
+        exposure = self._exposure()
+        return exposure.split(hits) if exposure is not None else (hits, [])
+
+    def _note(self, namespace: str, withheld: tuple[str, ...]) -> None:
+        """Hand the withheld names to the task's trace, from the caller's context (not the pool's)."""
+        exposure = self._exposure()
+        if exposure is not None:
+            exposure.note(namespace, withheld)
+
+    def _render(self, query: str, namespace: str) -> tuple[RenderedBlock, tuple[str, ...]]:
         hits = self.memory.retrieve(query, k=self.k, namespace=namespace, topic=self.topic)
-        return self.memory.render(hits, token_budget=self.token_budget)
+        shown, withheld = self._split(hits)
+        return self.memory.render(shown, token_budget=self.token_budget), tuple(withheld)
 
     def fetch(self, query: str, namespace: str) -> Fetched:
         """Sync: retrieval runs in a small pool so that a hung store cannot hold the agent."""
         started = time.perf_counter()
         query = query[:MAX_QUERY_CHARS]
         if not query.strip():
+            self._note(namespace, ())
             return Fetched(_EMPTY, "empty", 0.0)
         try:
             if self.timeout_s is None:
-                block = self._render(query, namespace)
+                block, withheld = self._render(query, namespace)
             else:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bmem-retrieve")
-                block = self._pool.submit(self._render, query, namespace).result(timeout=self.timeout_s)
+                block, withheld = self._pool.submit(self._render, query, namespace).result(timeout=self.timeout_s)
         except FutureTimeout:
             return self._late(namespace, started)
         except Exception:
             return self._failed(namespace, started)
-        return Fetched(block, "ok" if block else "empty", time.perf_counter() - started)
+        self._note(namespace, withheld)
+        return Fetched(block, "ok" if block else "empty", time.perf_counter() - started, withheld)
 
     async def afetch(self, query: str, namespace: str) -> Fetched:
         """Async twin of ``fetch``; a late retrieval is cancelled at the budget."""
         started = time.perf_counter()
         query = query[:MAX_QUERY_CHARS]
         if not query.strip():
+            self._note(namespace, ())
             return Fetched(_EMPTY, "empty", 0.0)
         try:
             hits = await asyncio.wait_for(
                 self.memory.aretrieve(query, k=self.k, namespace=namespace, topic=self.topic), self.timeout_s
             )
-            block = self.memory.render(hits, token_budget=self.token_budget)
+            shown, withheld = self._split(hits)
+            block = self.memory.render(shown, token_budget=self.token_budget)
         except TimeoutError:
             return self._late(namespace, started)
         except Exception:
             return self._failed(namespace, started)
-        return Fetched(block, "ok" if block else "empty", time.perf_counter() - started)
+        self._note(namespace, tuple(withheld))
+        return Fetched(block, "ok" if block else "empty", time.perf_counter() - started, tuple(withheld))
 
     def _late(self, namespace: str, started: float) -> Fetched:
+        self._note(namespace, ())  # no block: nothing was withheld from it
         log.warning(
             "behavior retrieval in %r took longer than %.3f s: no behaviors for this task",
             namespace,
@@ -152,5 +181,6 @@ class BlockFetcher:
         return Fetched(_EMPTY, "timeout", time.perf_counter() - started)
 
     def _failed(self, namespace: str, started: float) -> Fetched:
+        self._note(namespace, ())
         log.warning("behavior retrieval in %r failed: no behaviors for this task", namespace, exc_info=True)
         return Fetched(_EMPTY, "error", time.perf_counter() - started)
