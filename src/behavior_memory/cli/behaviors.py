@@ -53,7 +53,8 @@ def show(obj: CliContext, key: str) -> None:
 
     behavior = obj.memory().handbook.get(key)
     scores = score(behavior)  # the rates the lifecycle decides on, with their 95% lower bounds
-    record = {**behavior.model_dump(mode="json"), "scores": {**asdict(scores), "evidence": scores.evidence}}
+    rates = {"evidence": scores.evidence, "helped_rate": scores.helped_rate, "hurt_rate": scores.hurt_rate}
+    record = {**behavior.model_dump(mode="json"), "scores": {**asdict(scores), **rates}}
     click.echo(json.dumps(record, indent=2))
 
 

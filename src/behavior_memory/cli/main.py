@@ -25,6 +25,7 @@ __all__ = ["COMMANDS", "cli", "main"]
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "behaviors": ("behaviors", "behaviors", "Manage the behaviors of the handbook."),
     "config": ("config_cmd", "config", "Check the configuration, print its JSON Schema or its effective values."),
+    "curate": ("curate", "curate", "Merge near-duplicates; make behaviors active, stale or archived, with reasons."),
     "demo": (
         "demo",
         "demo",
