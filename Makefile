@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,embeddings,langchain,llamaindex,eval
+EXTRAS ?= dev,embeddings,langchain,llamaindex,eval,postgres
 
-.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults eval-smoke bench-langchain bench-llamaindex lint typecheck lock clean serve stop
+.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults eval-smoke bench-langchain bench-llamaindex bench-postgres lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ eval-smoke: install
 	$(BIN)/bmem eval bci --dataset gsm8k --limit 20 --budgets 128,256 --handbook-from holdout:10 \
 		--retrieval topic --out results/gsm8k20.jsonl
 	$(BIN)/bmem eval plot results/gsm8k20.jsonl --out results/gsm8k20.png
+
+# PostgreSQL store beside SQLite and numpy (retrieval p50/p99, recall@5), then 32 processes with faults.
+bench-postgres: install
+	$(BIN)/python bench/bench_postgres_load.py
 
 bench-langchain: install
 	$(BIN)/python bench/bench_langchain.py

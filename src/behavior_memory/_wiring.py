@@ -42,9 +42,23 @@ def _sqlite_store(config: BehaviorMemoryConfig) -> HandbookStore:
     return SQLiteStore(path, busy_timeout_s=config.store.busy_timeout_s)
 
 
-#: ``store.backend`` -> factory; a new back-end (PostgreSQL) adds one entry and its config model.
+def _postgres_store(config: BehaviorMemoryConfig) -> HandbookStore:
+    from ._optional import require
+
+    require("psycopg", "postgres", what="store.backend: postgres")
+    require("psycopg_pool", "postgres", what="store.backend: postgres")
+    from .store.postgres import PostgresStore
+
+    assert config.store.dsn is not None  # StoreConfig refuses postgres without a dsn
+    return PostgresStore(
+        config.store.dsn, pool_size=config.store.pool_size, connect_timeout_s=config.store.connect_timeout_s
+    )
+
+
+#: ``store.backend`` -> factory; a new back-end adds one entry and its config fields.
 STORE_BACKENDS: dict[str, Callable[[BehaviorMemoryConfig], HandbookStore]] = {
     "sqlite": _sqlite_store,
+    "postgres": _postgres_store,
 }
 
 
@@ -54,7 +68,9 @@ def build_store(config: BehaviorMemoryConfig) -> HandbookStore:
 
 
 def build_tracebook(config: BehaviorMemoryConfig, store: HandbookStore, namespace: str) -> TraceBook:
-    """The trace book over ``store``, with the write budget and, for a file store, the spool beside it."""
+    """The trace book over ``store``, with the write budget and a spool: beside a file store, and for a
+    database store (``dsn``) in the user's data folder, one folder per database (the DSN without its
+    password, hashed), so every process of this user on this machine drains the same one."""
     from pathlib import Path
 
     from .recording.spool import TraceSpool
@@ -62,10 +78,16 @@ def build_tracebook(config: BehaviorMemoryConfig, store: HandbookStore, namespac
 
     spool = None
     store_file = getattr(store, "path", None)
+    store_dsn = getattr(store, "dsn", None)
     if config.store.spool_path is not None:
         spool = TraceSpool(config.spool_path())
     elif isinstance(store_file, Path):  # a store in one file: the spool lies beside it
         spool = TraceSpool(Path(f"{store_file}.spool"))
+    elif isinstance(store_dsn, str):
+        from .config.settings import default_data_dir
+        from .store.postgres import spool_name
+
+        spool = TraceSpool(default_data_dir() / "spool" / spool_name(store_dsn))
     return TraceBook(store, namespace=namespace, spool=spool, write_budget_s=config.store.write_budget_s)
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..embeddings.config import EmbeddingsConfig, default_embeddings_config
 from ..lifecycle.policy import LifecycleConfig
@@ -49,13 +49,29 @@ class _Section(BaseModel):
 
 
 class StoreConfig(_Section):
-    """Where behaviors and traces are kept."""
+    """Where behaviors and traces are kept: one SQLite file, or a PostgreSQL database many machines share."""
 
-    backend: Literal["sqlite"] = Field(default="sqlite", description="Store back-end; SQLite is one local file.")
+    backend: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="Store back-end: sqlite (one local file) or postgres (PostgreSQL with pgvector, shared "
+        'by many agents on many machines; pip install "behavior-memory[postgres]").',
+    )
     path: str | None = Field(
         default=None,
         description="SQLite file; relative paths are resolved against the YAML file's folder. "
         "Default: $XDG_DATA_HOME/behavior-memory/handbook.db.",
+    )
+    dsn: str | None = Field(
+        default=None,
+        description="PostgreSQL connection string for backend: postgres, e.g. "
+        "postgresql://bmem:secret@db.internal/handbook or ${BMEM_PG_DSN}; tables go to the first schema "
+        "of its search_path (options=-csearch_path=myschema,public picks one).",
+    )
+    pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connections at most per process.")
+    connect_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="PostgreSQL: how long a connection attempt, or the wait for a free pooled connection, may take.",
     )
     busy_timeout_s: float = Field(default=10.0, gt=0, description="How long one SQLite call waits for a lock.")
     write_budget_s: float = Field(
@@ -67,8 +83,18 @@ class StoreConfig(_Section):
     spool_path: str | None = Field(
         default=None,
         description="Folder for traces waiting to be written; default: beside the SQLite file "
-        "(<store.path>.spool). Relative paths are resolved against the YAML file's folder.",
+        "(<store.path>.spool), or for postgres $XDG_DATA_HOME/behavior-memory/spool/<hash of the dsn>. "
+        "Relative paths are resolved against the YAML file's folder.",
     )
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> StoreConfig:
+        if self.backend == "postgres" and not (self.dsn or "").strip():
+            raise ValueError(
+                "store.backend is postgres but store.dsn is not set: give a connection string, "
+                "e.g. dsn: ${BMEM_PG_DSN} with BMEM_PG_DSN=postgresql://user:password@host/dbname"
+            )
+        return self
 
 
 class InjectionConfig(_Section):
