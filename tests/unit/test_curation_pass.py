@@ -208,11 +208,35 @@ def test_a_behavior_changed_meanwhile_is_left_alone(memory: BehaviorMemory, monk
     curation = _pass(memory)
     original = curation._lifecycle
 
-    def person_first(namespace: str, behaviors: list[Behavior], report: CurationReport) -> None:
+    def person_first(*args: Any) -> None:
         memory.handbook.quarantine("behavior_unused", reason="a person looked", by="user:test")
-        original(namespace, behaviors, report)
+        original(*args)
 
     monkeypatch.setattr(curation, "_lifecycle", person_first)
     report = curation.run(memory.namespace)
     assert report.changes == [] and report.notes == ["behavior_unused: is no longer active"]
     assert memory.handbook.get("behavior_unused").status == BehaviorStatus.QUARANTINED
+
+
+def test_a_behavior_just_activated_does_not_count_its_wait_as_unused(memory: BehaviorMemory) -> None:
+    _put(memory, "behavior_waited", ANGLES, status="candidate", sources=["t1", "t2"])
+    for _ in range(5):
+        _task(memory)  # a candidate is never retrieved: these tasks could not use it
+    first = _pass(memory).run(memory.namespace)
+    assert _moves(first) == [("behavior_waited", "status", "candidate", "active")]
+    assert _pass(memory).run(memory.namespace).changes == []
+    for _ in range(3):
+        _task(memory)
+    assert _moves(_pass(memory).run(memory.namespace)) == [("behavior_waited", "status", "active", "stale")]
+
+
+def test_a_keeper_is_in_use_when_the_duplicate_it_absorbed_was(memory: BehaviorMemory) -> None:
+    _put(memory, "behavior_union_count", UNION, status="stale", helped=4)
+    _put(memory, "behavior_count_union", UNION_TWIN)
+    for _ in range(4):
+        _task(memory, shown=("behavior_count_union",))
+    report = _pass(memory).run(memory.namespace, dry_run=True)
+    assert _moves(report) == [
+        ("behavior_union_count", "absorb", "stale", "active"),
+        ("behavior_count_union", "merge", "active", "archived"),
+    ]

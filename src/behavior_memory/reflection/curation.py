@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..embeddings.hashing import HashingEmbedder
@@ -49,7 +50,7 @@ from ..lifecycle import (
 from ..review import transition, with_note
 from ..store.base import COUNTERS, HandbookStore
 from ..store.edits import modify_behavior
-from ..types import Behavior, BehaviorStatus, Outcome
+from ..types import Behavior, BehaviorStatus, Outcome, Trace
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,6 +103,33 @@ class CurationReport:
     error: str | None = None
 
 
+def _activated_at(behavior: Behavior) -> datetime | None:
+    """When the behavior's history last moved it to active (``None`` if it never says)."""
+    moves = [e for e in behavior.metadata.get("history", []) if isinstance(e, dict) and e.get("to") == "active"]
+    try:
+        at = datetime.fromisoformat(str(moves[-1].get("at"))) if moves else None
+    except ValueError:
+        return None
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def _tasks_unused(behaviors: list[Behavior], traces: list[Trace], absorbed: dict[str, list[str]]) -> dict[str, int]:
+    """``count_tasks_since_use``, counted from no earlier than each behavior's last activation.
+
+    Retrieval offers neither candidates nor stale behaviors: one activated after such a wait (by
+    support, or by a person) must not count the wait against itself and go stale on the next pass.
+    A keeper was used when any duplicate it absorbed was (``absorbed``: keeper -> their names).
+    """
+    counts = count_tasks_since_use(behaviors, traces)
+    for b in behaviors:
+        activated = _activated_at(b)
+        if activated is not None and b.name in counts:
+            counts[b.name] = min(counts[b.name], sum(1 for t in traces if t.created_at > activated))
+    for keeper, names in absorbed.items():
+        counts[keeper] = min([counts[keeper], *(counts[n] for n in names if n in counts)])
+    return counts
+
+
 class CurationPass:
     """Consolidation, then lifecycle transitions, for one namespace (``run``) or all (``run_all``).
 
@@ -148,12 +176,13 @@ class CurationPass:
         if not behaviors:
             return report
         state = {b.name: b for b in behaviors}  # the namespace as the merges leave it
+        absorbed: dict[str, list[str]] = {}  # keeper -> the duplicates it absorbed in this pass
         clusters = find_near_duplicates(
             behaviors, self._vectors(namespace, behaviors), threshold=self.config.dedup_threshold
         )
         for cluster in clusters:
-            self._merge(namespace, cluster, merge_plan(cluster), state, report)
-        self._lifecycle(namespace, list(state.values()), report)
+            self._merge(namespace, cluster, merge_plan(cluster), state, report, absorbed)
+        self._lifecycle(namespace, list(state.values()), report, absorbed)
         if report.changes and not dry_run:
             log.info("curation of %r: %d changes", namespace, len(report.changes))
         return report
@@ -186,7 +215,13 @@ class CurationPass:
         return self.embedder.embed(texts)  # some have no vector yet (or another size): nothing is written
 
     def _merge(
-        self, namespace: str, cluster: Cluster, plan: MergePlan, state: dict[str, Behavior], report: CurationReport
+        self,
+        namespace: str,
+        cluster: Cluster,
+        plan: MergePlan,
+        state: dict[str, Behavior],
+        report: CurationReport,
+        absorbed: dict[str, list[str]],
     ) -> None:
         keeper = state[plan.keeper]
         merged = [t.name for t in plan.archive]
@@ -206,13 +241,12 @@ class CurationPass:
         report.changes.append(
             CurationChange(namespace, plan.keeper, "absorb", str(keeper.status), str(to_status), absorb_reason)
         )
-        state[plan.keeper] = keeper.model_copy(
-            update={
-                "sources": plan.sources,
-                "status": to_status,
-                **{c: int(getattr(keeper, c)) + n for c, n in plan.counter_delta.items()},
-            }
+        after = keeper.model_copy(
+            update={"sources": plan.sources, **{c: int(getattr(keeper, c)) + n for c, n in plan.counter_delta.items()}}
         )
+        if plan.keeper_transition is not None:  # in memory too: its history dates the activation
+            after = transition(after, to_status, by=self.by, reason=plan.keeper_transition.reason)
+        state[plan.keeper] = after
         for step in plan.archive:
             reason = f"{step.reason} ({similar})"
             if not report.dry_run and not self._retire(namespace, step, plan.keeper, reason, report):
@@ -221,6 +255,7 @@ class CurationPass:
                 CurationChange(namespace, step.name, "merge", str(step.from_status), str(step.to_status), reason)
             )
             state[step.name] = state[step.name].model_copy(update={"status": BehaviorStatus.ARCHIVED})
+            absorbed.setdefault(plan.keeper, []).append(step.name)
 
     def _absorb(self, namespace: str, plan: MergePlan, reason: str, report: CurationReport) -> bool:
         """The keeper takes the members' sources (and becomes active, if planned); False if it moved away."""
@@ -261,13 +296,15 @@ class CurationPass:
         return True
 
     # --- lifecycle --------------------------------------------------------------------------------
-    def _lifecycle(self, namespace: str, behaviors: list[Behavior], report: CurationReport) -> None:
+    def _lifecycle(
+        self, namespace: str, behaviors: list[Behavior], report: CurationReport, absorbed: dict[str, list[str]]
+    ) -> None:
         lifecycle = self.config.lifecycle
         traces = self.store.list_traces(namespace, limit=self.trace_limit)
         report.traces_read = len(traces)
         plan = plan_lifecycle(
             behaviors,
-            tasks_since_last_use=count_tasks_since_use(behaviors, traces),
+            tasks_since_last_use=_tasks_unused(behaviors, traces, absorbed),
             # success only: traces read without steps carry no token usage, and no decision uses it
             utility=estimate_utility(traces, min_samples=lifecycle.utility_min_samples),
             confirmed_sources={t.id for t in traces if t.outcome == Outcome.SUCCESS},
