@@ -155,8 +155,16 @@ def build_reflection(
 
 def build_worker(config: BehaviorMemoryConfig, reflection: ReflectionService) -> ReflectionWorker:
     """The background reflection worker, started."""
+    from .reflection.curation import CurationPass
     from .reflection.worker import ReflectionWorker
 
-    worker = ReflectionWorker(reflection, concurrency=config.reflection.concurrency, lease_s=config.reflection.lease_s)
+    curation = CurationPass(reflection.store, reflection.curator.embedder, config.curation)
+    worker = ReflectionWorker(
+        reflection,
+        concurrency=config.reflection.concurrency,
+        lease_s=config.reflection.lease_s,
+        maintenance=curation.run_all,
+        maintenance_every_s=config.curation.interval_s,
+    )
     worker.start()
     return worker

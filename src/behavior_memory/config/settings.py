@@ -170,6 +170,12 @@ class CurationConfig(_Section):
         description="With approval: evidence, how many distinct traces must mint (or merge into) a "
         "behavior before it becomes active (when a reflection merges, and in `bmem curate`).",
     )
+    interval_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="The background worker runs a curation pass (as `bmem curate`) when idle, at most "
+        "this often; 0 leaves curation to `bmem curate`.",
+    )
     lifecycle: LifecycleConfig = Field(
         default_factory=LifecycleConfig,
         description="Curation passes (`bmem curate`): stale_after_tasks, archive_min_evidence, archive_harm_lcb, "

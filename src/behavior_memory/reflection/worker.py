@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -179,8 +180,14 @@ class ReflectionWorker:
         idle_s: float = 5.0,
         base_backoff_s: float = 1.0,
         max_backoff_s: float = 15.0,
+        maintenance: Callable[[], object] | None = None,
+        maintenance_every_s: float = 3600.0,
     ) -> None:
         self.service = service
+        # Curation (lifecycle and consolidation) runs when idle, at most every maintenance_every_s.
+        self.maintenance = maintenance
+        self.maintenance_every_s = maintenance_every_s
+        self._maintained_at: float | None = None
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.idle_s = idle_s
@@ -235,6 +242,7 @@ class ReflectionWorker:
                 continue
             if not traces:
                 rounds = 0
+                self._maintain()
                 self._idle.set()
                 self._wake.wait(self.idle_s)
                 self._wake.clear()
@@ -248,6 +256,19 @@ class ReflectionWorker:
             delay = self.backoff_s(rounds)
             log.warning("model server unavailable; %d trace(s) wait; next try in %.1f s", len(traces), delay)
             self._pause(delay)
+
+    def _maintain(self) -> None:
+        """Run the maintenance pass when it is due; its failure is logged, never fatal."""
+        if self.maintenance is None or self.maintenance_every_s <= 0:
+            return
+        now = time.monotonic()
+        if self._maintained_at is not None and now - self._maintained_at < self.maintenance_every_s:
+            return
+        self._maintained_at = now
+        try:
+            self.maintenance()
+        except Exception:
+            log.exception("handbook curation failed; the next try is in %.0f s", self.maintenance_every_s)
 
     def _pause(self, delay: float) -> None:
         self._idle.set()  # nothing can be done now: callers of wait_idle() are told so
