@@ -13,10 +13,24 @@ from rich.table import Table
 from ..eval.demo import Solved, load_gsm8k_sample, solve_all, summarize
 from ..memory import BehaviorMemory
 from ..serving import embedded, server
+from ..types import Behavior, BehaviorStatus
 from .context import CliContext, pass_ctx
-from .render import behavior_table
+from .render import behavior_table, safe
 
 __all__ = ["demo"]
+
+
+def _explain_statuses(console: Console, minted: list[Behavior]) -> None:
+    """Say why each minted behavior is where it is: the guard's rule, or the evidence it waits for."""
+    for b in minted:
+        guard = b.metadata.get("guard") or {}
+        if b.status == BehaviorStatus.QUARANTINED and guard.get("rule"):
+            console.print(
+                f"   [red]quarantined[/red] {safe(b.name)}: rule {safe(str(guard['rule']))} matched "
+                f"{safe(repr(guard.get('evidence')))}"
+            )
+        elif b.status == BehaviorStatus.CANDIDATE:
+            console.print(f"   [yellow]candidate[/yellow] {safe(b.name)}: waits for evidence or a person")
 
 
 def _advance(bar: Progress, task: TaskID, *_: object) -> None:
@@ -91,6 +105,19 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
         minted = memory.handbook.list()
         console.print(f"   traces: {dict(outcomes)}")
         console.print(behavior_table(minted, title=f"{len(minted)} behaviors minted"))
+        _explain_statuses(console, minted)
+
+        # A curation pass: candidates minted from traces whose answer checked out (or backed by
+        # min_support traces) become active; the guard's quarantine stands until a person decides.
+        from ..reflection.curation import CurationPass
+
+        report = CurationPass(memory.store, memory.embedder, demo_cfg.curation).run(memory.namespace)
+        for moved in report.changes:
+            console.print(
+                f"   curation: {safe(moved.name)} {moved.from_status} -> {moved.to_status}: {safe(moved.reason)}"
+            )
+        active = memory.handbook.list(status="active")
+        console.print(f"   {len(active)} of {len(memory.handbook.list())} behaviors active after curation")
 
         console.print(f"\n[bold]4. solving {len(test)} new problems, without and then with behaviors[/bold]")
         results: dict[str, list[Solved]] = {}
@@ -145,3 +172,10 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
             "[dim]A 135M-parameter model proves the plumbing, not the paper's numbers: point llm.base_url "
             "at a GPU vLLM server with a reasoning model for those.[/dim]"
         )
+        waiting = [b for b in memory.handbook.list() if b.status in ("candidate", "quarantined")]
+        if waiting:
+            console.print(
+                f"\nnext: {len(waiting)} behaviors wait for a person; look at them with\n"
+                f"  BMEM_STORE__PATH={demo_cfg.store_path()} bmem -n {memory.namespace} review",
+                markup=False,
+            )
