@@ -23,7 +23,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
-from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, Outcome, ReflectionStatus
+from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, BehaviorStatus, Outcome, ReflectionStatus
 from behavior_memory.adapters import wrap
 from behavior_memory.adapters.langchain import BehaviorMiddleware
 
@@ -108,6 +108,7 @@ def _memory(tmp_path, server, mode: str = "manual") -> BehaviorMemory:
                 "max_retries": 0,
                 "output_retries": 1,
             },
+            "curation": {"approval": "auto"},  # minted behaviors the guard passes go active at once
             "reflection": {
                 "mode": mode,
                 "max_behaviors_per_trace": 2,
@@ -153,11 +154,15 @@ def test_agent_tasks_are_recorded_and_the_next_task_gets_minted_behaviors(vllm_s
         minted = memory.traces.get(trace.id).minted
         assert minted and memory.traces.get(trace.id).reflection_status == ReflectionStatus.DONE
 
+        statuses = {name: memory.handbook.get(name).status for name in minted}
+        assert set(statuses.values()) <= {BehaviorStatus.ACTIVE, BehaviorStatus.QUARANTINED}  # auto approval
+        active = {name for name, status in statuses.items() if status == BehaviorStatus.ACTIVE}
+
         with memory.capture() as second:
             agent.invoke({"messages": [("user", "What is 12 * 12?")]})
         shown = memory.traces.get(second.trace_id).shown
-        assert set(minted) <= set(shown)
-        assert all(f"{name}: " in wire.systems()[-1] for name in minted)
+        assert active <= set(shown) and not (set(minted) - active) & set(shown)  # quarantined: never shown
+        assert all(f"{name}: " in wire.systems()[-1] for name in active)
         memory.feedback(second.trace_id, outcome="success", score=1.0)
         assert memory.traces.get(second.trace_id).outcome == Outcome.SUCCESS
 

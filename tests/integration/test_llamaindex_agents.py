@@ -20,7 +20,7 @@ from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActA
 from llama_index.core.memory import Memory
 from llama_index.llms.openai_like import OpenAILike
 
-from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, ReflectionStatus
+from behavior_memory import BehaviorMemory, BehaviorMemoryConfig, BehaviorStatus, ReflectionStatus
 from behavior_memory.adapters.llamaindex import (
     BehaviorMemoryBlock,
     instrument,
@@ -55,6 +55,7 @@ def memory(tmp_path, vllm_server):
             "embeddings": {"provider": "hashing"},
             "store": {"path": str(tmp_path / "handbook.db")},
             "retrieval": {"strategy": "topic"},
+            "curation": {"approval": "auto"},  # minted behaviors the guard passes go active at once
             "reflection": {
                 "mode": "manual",
                 "max_behaviors_per_trace": 2,
@@ -224,13 +225,17 @@ async def test_behaviors_minted_after_one_run_are_shown_in_the_next(memory, vllm
     assert minted, f"the extraction schema asks for at least one behavior: {run1.reflection_error} {run1.metadata}"
     assert minted == set(run1.minted)
 
+    statuses = {name: memory.handbook.get(name).status for name in minted}
+    assert set(statuses.values()) <= {BehaviorStatus.ACTIVE, BehaviorStatus.QUARANTINED}  # auto approval
+    active = {name for name, status in statuses.items() if status == BehaviorStatus.ACTIVE}
+
     with memory.capture() as second:
         await agent.run(question)
     run2 = memory.traces.get(second.trace_id)
-    assert minted <= set(run2.shown)
+    assert active <= set(run2.shown) and not (minted - active) & set(run2.shown)  # quarantined: never shown
     system = _text(run2.steps[0], "system")
-    assert all(f"{name}: " in system for name in minted)
-    assert all(memory.handbook.get(name).shown >= 1 for name in minted)
+    assert all(f"{name}: " in system for name in active)
+    assert all(memory.handbook.get(name).shown >= 1 for name in active)
 
 
 async def test_sixteen_concurrent_runs_give_sixteen_clean_traces(memory, vllm_server):
