@@ -45,7 +45,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "serve": ("serve", "serve", "Serve the model: vLLM on a GPU, or the embedded CPU build with SmolLM2-135M."),
     "sft": ("sft_cmd", "sft", "Fine-tuning data from behavior-conditioned answers (the paper's BC-SFT)."),
+    "store": ("store_cmd", "store", "Migrate a handbook's schema, or copy a handbook between SQLite and PostgreSQL."),
     "traces": ("traces", "traces", "Inspect recorded traces."),
+    "worker": ("worker_cmd", "worker", "Run a reflection worker in the foreground until SIGTERM or Ctrl-C."),
 }
 
 

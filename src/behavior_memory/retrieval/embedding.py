@@ -2,7 +2,9 @@
 
 The paper embeds the question (BGE-M3), searches a FAISS index and keeps the top 40. We add a floor:
 a behavior less similar than ``floor`` is not shown at all, since an irrelevant behavior costs input
-tokens and can mislead a small model. ``retrieve_by_vector`` skips the query embedding.
+tokens and can mislead a small model. ``retrieve_by_vector`` skips the query embedding. A store that
+searches on its server (``store.search.VectorSearch``: PostgreSQL's HNSW index) is asked directly,
+so no process holds the namespace's vectors in memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import numpy.typing as npt
 
 from ..embeddings.base import Embedder
 from ..store.base import HandbookStore
-from .base import Retriever, ScoredBehavior
+from ..store.search import VectorSearch
+from ..types import INJECTABLE_STATUSES
+from .base import Retriever, ScoredBehavior, rank
 from .snapshot import SnapshotCache
 from .vector_index import VectorIndex
 
@@ -44,7 +48,15 @@ class EmbeddingRetriever(Retriever):
         self, vector: npt.ArrayLike, *, namespace: str, k: int, topic: str | None = None
     ) -> list[ScoredBehavior]:
         """Like ``retrieve`` for a query already embedded by the same embedder."""
+        if isinstance(self.store, VectorSearch):
+            return self._search_on_server(self.store, vector, namespace=namespace, k=k, topic=topic)
         return self.index.search(namespace, vector, k, floor=self.floor, topic=topic, source=self.source)
+
+    def _search_on_server(
+        self, store: VectorSearch, vector: npt.ArrayLike, *, namespace: str, k: int, topic: str | None
+    ) -> list[ScoredBehavior]:
+        found = store.search_vectors(namespace, vector, k, statuses=INJECTABLE_STATUSES, topic=topic)
+        return rank((ScoredBehavior(b, score, self.source) for b, score in found if score >= self.floor), k)
 
     def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:

@@ -5,6 +5,8 @@ error messages. Words come from ``split_words`` (lower-case, stop words dropped)
 compressed sparse layout (for each term, the rows holding it and their precomputed BM25 weights),
 built per namespace and rebuilt only when the change token moves. A query adds each of its distinct
 terms' weights into a score vector; rows that share no term with the query are never returned.
+A store with full-text search on its server (``store.search.TextSearch``: PostgreSQL) is asked
+instead: its ranking (``ts_rank``) replaces BM25 there, and no process builds the index.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import numpy.typing as npt
 
 from ..embeddings.words import split_words
 from ..store.base import HandbookStore
-from .base import Retriever, ScoredBehavior
+from ..store.search import TextSearch
+from ..types import INJECTABLE_STATUSES
+from .base import Retriever, ScoredBehavior, rank
 from .snapshot import NamespaceCache, Snapshot, SnapshotCache, top_rows
 
 __all__ = ["BM25Retriever"]
@@ -99,6 +103,8 @@ class BM25Retriever(Retriever):
     def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
+        if isinstance(self.store, TextSearch):
+            return self._search_on_server(self.store, query, namespace=namespace, k=k, topic=topic)
         snapshot, scores = self.scores(query, namespace)
         mask = snapshot.topic_mask(topic)
         if mask is not None:
@@ -106,3 +112,9 @@ class BM25Retriever(Retriever):
         # a score of 0 shares no term with the query (a float32 bound: a float64 one would round to 0)
         rows = top_rows(scores, k, floor=float(np.finfo(np.float32).tiny))
         return [ScoredBehavior(snapshot.behaviors[r], float(scores[r]), self.source) for r in rows]
+
+    def _search_on_server(
+        self, store: TextSearch, query: str, *, namespace: str, k: int, topic: str | None
+    ) -> list[ScoredBehavior]:
+        found = store.search_text(namespace, query, k, statuses=INJECTABLE_STATUSES, topic=topic)
+        return rank((ScoredBehavior(b, score, self.source) for b, score in found if score > 0.0), k)

@@ -354,6 +354,11 @@ class PostgresStore(BehaviorQueries, TraceQueries):
             )
         )
 
+    def meta_items(self) -> dict[str, str]:
+        """Every meta key and its value (``bmem store copy``)."""
+        rows = self._read(lambda conn: conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall())
+        return {str(k): str(v) for k, v in rows}
+
     def namespaces(self) -> list[str]:
         rows = self._read(
             lambda conn: conn.execute(
