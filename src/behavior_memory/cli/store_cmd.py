@@ -11,6 +11,7 @@ pending: its claim belonged to a process of the old store.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,6 +102,16 @@ def copy_handbook(
             f"the destination {dst!r} is not empty ({dst.count_behaviors()} behaviors, {dst.count_traces()} traces); "
             "nothing was written (--force copies into it, replacing records with the same id)"
         )
+    bulk = getattr(dst, "bulk_load", None)
+    with bulk() if callable(bulk) else contextlib.nullcontext():
+        report = _copy(src, dst, force=force, progress=progress)
+    report.problems = verify_copy(src, dst, exact=not force)
+    return report
+
+
+def _copy(
+    src: HandbookStore, dst: HandbookStore, *, force: bool, progress: Callable[[str, int], None] | None
+) -> CopyReport:
     report = CopyReport()
     for key, value in meta_items(src).items():
         dst.set_meta(key, value)
@@ -130,7 +141,6 @@ def copy_handbook(
                 count += _flush(dst, pending, put_many, progress)
         count += _flush(dst, pending, put_many, progress)
         report.traces[namespace] = count
-    report.problems = verify_copy(src, dst, exact=not force)
     return report
 
 

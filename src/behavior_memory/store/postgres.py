@@ -17,12 +17,13 @@ Vectors live in a pgvector column with an HNSW (cosine) index per size; ``search
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
@@ -99,6 +100,7 @@ class PostgresStore(BehaviorQueries, TraceQueries):
         self._pool: ConnectionPool[Conn] | None = None
         self._vector_oid: int | None = None
         self._indexed: set[int] = set()
+        self._deferred: set[int] | None = None  # sizes waiting for their index (bulk_load)
         self.channel = ""
         self.token_queries = 0  # how often change_token asked the server (tests, stats)
         self._listener: ChangeListener | None = None
@@ -290,8 +292,25 @@ class PostgresStore(BehaviorQueries, TraceQueries):
     def _notify_traces(self, conn: Conn) -> None:
         conn.execute("SELECT pg_notify(%s, '')", (self.channel + "_traces",))
 
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Within this block new vector sizes get their HNSW index at the end, built once over all rows
+        (``bmem store copy``, benches) instead of growing with every insert."""
+        self._deferred = set()
+        try:
+            yield
+        finally:
+            deferred, self._deferred = self._deferred, None
+            self._ensure_index(deferred)
+            # fresh statistics: without them the planner takes a bulk-loaded namespace for a few rows
+            # and scans it exactly instead of using the HNSW index
+            self._run(lambda conn: conn.execute("ANALYZE behaviors"))
+
     def _ensure_index(self, dims: Iterable[int]) -> None:
         """The HNSW index for vectors of each of ``dims`` sizes, created once (after the rows are in)."""
+        if self._deferred is not None:
+            self._deferred.update(dims)
+            return
         for d in sorted(set(dims) - self._indexed):
             if d > HNSW_MAX_DIMS:  # pgvector cannot index them; searches scan exactly
                 self._indexed.add(d)
@@ -299,6 +318,7 @@ class PostgresStore(BehaviorQueries, TraceQueries):
 
             def create(conn: Conn, d: int = d) -> None:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the graph in memory: a faster build
                 conn.execute(hnsw_index_sql(d))
 
             try:

@@ -257,8 +257,8 @@ class BehaviorQueries(PostgresBase):
         distance = f"b.embedding::vector({d}) <=> %s"
 
         def search(conn: Conn) -> list[Any]:
-            conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(_EF_SEARCH_MIN, int(k))}")
+            ef = max(_EF_SEARCH_MIN, int(k))  # one round trip for both settings
+            conn.execute(f"SET LOCAL hnsw.iterative_scan = strict_order; SET LOCAL hnsw.ef_search = {ef}")
             head = f"SELECT {_PREFIXED}, {distance} FROM behaviors b WHERE {where}"
             rows = conn.execute(f"{head} ORDER BY {distance} LIMIT %s", (vector, *params, vector, int(k))).fetchall()
             if len(rows) < k:  # + 0: an expression the index cannot serve, so the scan is exact
