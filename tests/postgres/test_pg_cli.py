@@ -166,7 +166,7 @@ def test_workers_reflect_each_trace_once_wake_on_notify_and_give_back_claims(pg_
             traces = store.list_traces(limit=100)
             assert all(t.reflection_attempts == 1 for t in traces)  # each claimed once, by one worker
             assert store.count_behaviors() == 17  # one behavior per trace, none minted twice
-            fake.answer_delay_s = 30.0  # a slow model: the next traces stay claimed
+            fake.answer_delay_s = 4.0  # a slow model: the next traces stay claimed while the workers stop
             store.put_traces([Trace(task=f"slow {i}") for i in range(2)])
             assert _wait(lambda: store.count_traces(status=ReflectionStatus.RUNNING) == 2, 10)
         finally:

@@ -9,7 +9,9 @@ returned) instead of waiting out their lease; a worker killed with SIGKILL leave
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -89,6 +91,17 @@ def worker(
         if llm is not None:
             llm.close()
         store.close()
+    if previous and _lingering():
+        # A reflection still waits on the model: its trace was given back above, so nothing is lost by
+        # not waiting for it (the interpreter would join its thread at exit, for as long as the model takes).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _lingering() -> bool:
+    main = threading.main_thread()
+    return any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate())
 
 
 def _on_signals(handler: Any) -> dict[int, Any]:
