@@ -23,6 +23,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import unquote
 
 __all__ = [
@@ -47,6 +48,7 @@ INVISIBLE = re.compile(
 CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROL_OR_INVISIBLE = re.compile(f"{CONTROL.pattern}|{INVISIBLE.pattern}")
 _SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 # Letters of other scripts drawn like Latin ones (Unicode's confusables, the Cyrillic and Greek part).
@@ -74,8 +76,9 @@ _LOOKALIKES = str.maketrans(
 )  # fmt: skip
 
 _ESCAPES = re.compile(r"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4})+")
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}")
-_HEX = re.compile(r"\b(?:0x)?((?:[0-9a-fA-F]{2}){8,})\b")
+# one scan finds both: a hex blob (0x optional) is made of base64's letters too
+_BLOB = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}")
+_HEX = re.compile(r"(?:0x)?((?:[0-9a-fA-F]{2}){8,})")
 _SPACED = re.compile(r"\b(?:\w ){3,}\w\b")  # "i g n o r e": letters spaced out to dodge a pattern
 
 
@@ -116,21 +119,19 @@ def _printable(raw: bytes) -> str | None:
     return text
 
 
-def _unbase64(match: re.Match[str]) -> str:
+def _unblob(match: re.Match[str]) -> str:
     blob = match.group()
-    if len(blob) % 4:
+    if hexed := _HEX.fullmatch(blob):
+        raw: bytes | None = bytes.fromhex(hexed.group(1))
+    elif len(blob) % 4:
         return blob
-    try:
-        raw = base64.b64decode(blob.replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError):
-        return blob
-    text = _printable(raw)
+    else:
+        try:
+            raw = base64.b64decode(blob.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            return blob
+    text = _printable(raw) if raw else None
     return f" {text} " if text else blob
-
-
-def _unhex(match: re.Match[str]) -> str:
-    text = _printable(bytes.fromhex(match.group(1)))
-    return f" {text} " if text else match.group()
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -151,8 +152,7 @@ def decode(text: str) -> str | None:
         out = _ESCAPES.sub(_unescape, out)
     out = _SPACED.sub(lambda m: m.group().replace(" ", ""), out)
     if len(out) >= 16:
-        out = _BASE64.sub(_unbase64, out)
-        out = _HEX.sub(_unhex, out)
+        out = _BLOB.sub(_unblob, out)
     return out if out != text else None
 
 
@@ -164,6 +164,11 @@ class TextViews:
     clean: str
     folded: str
     decoded: str | None
+
+    @cached_property
+    def words(self) -> list[str]:
+        """The folded text's words (``\\w+``, an underscore splitting them as a space does)."""
+        return _WORD.findall(self.folded.replace("_", " "))
 
     @property
     def searchable(self) -> tuple[str, ...]:

@@ -86,25 +86,18 @@ def self_reference(subject: Subject) -> str | None:
         return found
     name_words = [w for w in subject.name_words.folded.split() if w]
     phrase = " ".join(name_words)
-    spaced = text.replace("_", " ")
-    if len(name_words) >= 2 and spaced.count(phrase) >= 2:
+    if len(name_words) >= 2 and text.replace("_", " ").count(phrase) >= 2:
         return phrase
-    words = _WORD.findall(spaced)
+    words = subject.instruction.words
     fresh = [w for w in words if w not in _STOPWORDS and w not in name_words]
     if words and len(fresh) < 2 and any(w in name_words for w in words):
         return text
     return None
 
 
+_LONG_TOKEN = re.compile(r"\S{10,}")
 _CHAR_RUN = re.compile(r"([^\s\d])\1{9,}")
-_LONG_TOKEN = re.compile(r"\S{12,}")
 _PIECE_RUN = re.compile(r"([^\s\d]{2,8}?)\1{5,}")
-
-
-def _ngram_repeat(words: list[str], n: int, times: int) -> str | None:
-    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    gram, count = grams.most_common(1)[0]
-    return " ".join(gram) if count >= times else None
 
 
 def _word_run(words: list[str]) -> str | None:
@@ -116,15 +109,25 @@ def _word_run(words: list[str]) -> str | None:
     return None
 
 
+def _looping_phrase(words: list[str]) -> str | None:
+    """A 3-word phrase three times, or a 5-word phrase twice (its first three words then repeat too)."""
+    threes = Counter(zip(words, words[1:], words[2:], strict=False))
+    gram, count = threes.most_common(1)[0]
+    if count >= 3:
+        return " ".join(gram)
+    if count == 2:
+        fives = Counter(zip(words, words[1:], words[2:], words[3:], words[4:], strict=False))
+        if fives and (top := fives.most_common(1)[0])[1] >= 2:
+            return " ".join(top[0])
+    return None
+
+
 def repetition(subject: Subject) -> str | None:
     """Degenerate text: one word over 30% of the words, a phrase looping, a character or word run."""
-    text = subject.instruction.folded
-    if match := _CHAR_RUN.search(text):
-        return match.group()
-    for token in _LONG_TOKEN.findall(text):
-        if match := _PIECE_RUN.search(token):
+    for token in _LONG_TOKEN.findall(subject.instruction.folded):  # a run of 10 lies inside one token
+        if match := _CHAR_RUN.search(token) or (len(token) >= 12 and _PIECE_RUN.search(token)):
             return match.group()
-    words = _WORD.findall(text)
+    words = subject.instruction.words
     if len(words) < 4:
         return None
     if found := _word_run(words):
@@ -134,9 +137,8 @@ def repetition(subject: Subject) -> str | None:
         word, count = counted.most_common(1)[0]
         if len(words) >= 6 and count / len(words) > 0.3:
             return f"{word!r} is {count} of {len(words)} words"
-    repeats = len(words) - len(set(words))
-    if repeats >= 5:  # a 3-gram three times repeats 6 words, a 5-gram twice 5
-        return _ngram_repeat(words, 3, 3) or _ngram_repeat(words, 5, 2)
+    if len(words) - len(set(words)) >= 5:  # a 3-word phrase three times repeats 6 words, a 5-word one twice 5
+        return _looping_phrase(words)
     return None
 
 
