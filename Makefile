@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,embeddings,langchain,llamaindex,eval,postgres
 
-.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults eval-smoke bench-langchain bench-llamaindex bench-postgres lint typecheck lock clean serve stop
+.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults bench-guard eval-smoke bench-langchain bench-llamaindex bench-postgres lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-reflect: install
 
 bench-faults: install
 	$(BIN)/python bench/bench_faults.py
+
+# The guard's cost per behavior (mean, p99) over the red-team set and 10,000 synthetic behaviors.
+bench-guard: install
+	$(BIN)/python bench/bench_guard.py
 
 eval-smoke: install
 	mkdir -p results
