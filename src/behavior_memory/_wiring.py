@@ -167,4 +167,8 @@ def build_worker(config: BehaviorMemoryConfig, reflection: ReflectionService) ->
         maintenance_every_s=config.curation.interval_s,
     )
     worker.start()
+    from .store.claims import PendingTraceEvents
+
+    if isinstance(reflection.store, PendingTraceEvents):  # PostgreSQL: NOTIFY wakes it, no polling
+        reflection.store.on_pending_traces(worker.notify)
     return worker
