@@ -40,6 +40,8 @@ RULE_NAMES = (
 # --- injection -------------------------------------------------------------------------------------
 
 _ROLES = r"(?:system|assistant|user|developer|human|tool|model)"
+# Roles that open a turn as "role:"; "Tool:" or "Model:" at the start of a note is more often a heading.
+_TURN_ROLES = r"(?:system|assistant|user|developer|human)"
 
 
 @cache
@@ -97,7 +99,7 @@ _INJECTION = (
         r"\b(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|start_of_turn|end_of_turn)\b",
         r"#{2,}\s*(?:system|instruction|response|assistant|user)\b",
     ),
-    Gated((":",), rf"(?:^|[^\w\s,;]\s*){_ROLES}\s*:"),
+    Gated((":",), rf"(?:^|[^\w\s,;]\s*){_TURN_ROLES}\s*:"),
 )
 _UPPER_ROLE = Gated((":",), r"\b(?:SYSTEM|ASSISTANT|DEVELOPER|USER|HUMAN)\s*:")
 
