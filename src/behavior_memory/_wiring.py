@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .config.settings import BehaviorMemoryConfig
     from .embeddings.base import Embedder
+    from .guard.guard import Guard
     from .handbook import Handbook
     from .llm.client import LLMClient
     from .recording.traces import TraceBook
     from .reflection.worker import ReflectionService, ReflectionWorker
     from .retrieval.base import Retriever
+    from .review import BehaviorGuard
     from .store.base import HandbookStore
 
 __all__ = [
     "STORE_BACKENDS",
     "build_embedder",
+    "build_guard",
     "build_handbook",
     "build_llm",
     "build_reflection",
@@ -98,11 +101,20 @@ def build_embedder(config: BehaviorMemoryConfig) -> Embedder | None:
     return build_from_section(config.embeddings)
 
 
-def build_handbook(store: HandbookStore, embedder: Embedder | None, namespace: str) -> Handbook:
-    """The handbook over ``store``, embedding with ``embedder``."""
+def build_guard(config: BehaviorMemoryConfig) -> Guard:
+    """The guard's deterministic rules, as ``curation.guard`` configures them."""
+    from .guard.guard import Guard
+
+    return Guard(config.curation.guard)
+
+
+def build_handbook(
+    store: HandbookStore, embedder: Embedder | None, namespace: str, guard: BehaviorGuard | None = None
+) -> Handbook:
+    """The handbook over ``store``, embedding with ``embedder``; ``guard`` checks what people add."""
     from .handbook import Handbook
 
-    return Handbook(store, embedder, namespace=namespace)
+    return Handbook(store, embedder, namespace=namespace, guard=guard)
 
 
 def build_retriever(config: BehaviorMemoryConfig, store: HandbookStore, embedder: Embedder | None) -> Retriever:
@@ -143,9 +155,15 @@ def build_reflection(
         reflection_prompt=config.resolve(cfg.reflection_prompt),
         extraction_prompt=config.resolve(cfg.extraction_prompt),
     )
+    guard: BehaviorGuard = build_guard(config)
+    if config.curation.judge.enabled:  # the model judges what passed the rules, on the same server
+        from .guard.judge import Judge
+
+        guard = Judge(client, config.curation.judge, guard=build_guard(config))
     curator = Curator(
         store,
         embedder,
+        guard=guard,
         threshold=config.curation.dedup_threshold,
         approval=config.curation.approval,
         min_support=config.curation.min_support,

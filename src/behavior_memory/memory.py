@@ -61,7 +61,9 @@ class BehaviorMemory:
         self.namespace = validate_namespace(self.config.namespace)
         self.store: HandbookStore = store if store is not None else _wiring.build_store(self.config)
         self.embedder = embedder if embedder is not None else _wiring.build_embedder(self.config)
-        self.handbook: Handbook = _wiring.build_handbook(self.store, self.embedder, self.namespace)
+        self.handbook: Handbook = _wiring.build_handbook(
+            self.store, self.embedder, self.namespace, _wiring.build_guard(self.config)
+        )
         self.traces: TraceBook = _wiring.build_tracebook(self.config, self.store, self.namespace)
         self.retriever = retriever or _wiring.build_retriever(self.config, self.store, self.embedder)
         self._llm = llm

@@ -40,8 +40,10 @@ def cli_main():
 def hostile_handbook(folder):
     """A real SQLite handbook whose stored text is markup and terminal control sequences."""
     with BehaviorMemory.from_yaml(folder / "behavior-memory.yaml") as memory:
-        memory.handbook.add("behavior_hostile", f"Say {MARKUP} {CONTROLS} loudly.", topic=f"t {MARKUP}\r{CONTROLS}")
-        memory.handbook.add("behavior_other", "Something plain.", namespace="team-b")
+        memory.handbook.add(  # forced past the guard: stored hostile text must still print literally
+            "behavior_hostile", f"Say {MARKUP} {CONTROLS} loudly.", topic=f"t {MARKUP}\r{CONTROLS}", force=True
+        )
+        memory.handbook.add("behavior_other", "Keep the plain answer when it checks out.", namespace="team-b")
         with memory.trace(task=f"task {MARKUP}\r{CONTROLS}") as t:
             t.model_call(output=f"out {MARKUP} {CONTROLS}")
             t.tool_call(name=f"tool{MARKUP}", args={"a": MARKUP}, result=f"{MARKUP}{CONTROLS}")
@@ -84,7 +86,7 @@ def test_stored_markup_and_controls_print_literally(folder, run):
         assert_literal(result.output)
         assert args[:2] == ("traces", "list") or "\\x1b" in result.output  # shown, not run (the list cuts tasks)
     block = run("behaviors", "search", "say loudly", "--render")
-    assert block.exit_code == 0 and "\x1b" not in block.output and "\\x1b" in block.output
+    assert block.exit_code == 0 and "\x1b" not in block.output and "\\x1b" not in block.output  # stripped
     removed = run("behaviors", "rm", "behavior_hostile")
     assert removed.exit_code == 0 and "behavior_hostile" in removed.output
 

@@ -39,8 +39,8 @@ def test_bad_behavior_is_rejected_with_reason_and_nothing_stored(memory):
 
 def test_export_import_roundtrip_into_another_namespace(memory):
     """An export of one's own handbook is trusted: pins, statuses and counters come along."""
-    memory.handbook.add("behavior_alpha", "Alpha.", topic="t")
-    memory.handbook.add("behavior_beta", "Beta.", pinned=True)
+    memory.handbook.add("behavior_alpha", "Add the alpha terms before the beta terms.", topic="t")
+    memory.handbook.add("behavior_beta", "Check the beta terms against the total.", pinned=True)
     out = io.StringIO()
     assert memory.handbook.export_jsonl(out) == 2
     report = memory.handbook.import_jsonl(io.BytesIO(out.getvalue().encode()), namespace="team-b", trust=True)
@@ -53,13 +53,15 @@ def test_export_import_roundtrip_into_another_namespace(memory):
 
 
 def test_import_keeps_good_lines_and_reports_bad_ones_by_number(memory, tmp_path):
-    memory.handbook.add("behavior_existing", "Already here.")
+    memory.handbook.add("behavior_existing", "Keep the first answer unless a check fails.")
     lines = [
-        json.dumps({"name": "behavior_good_one", "instruction": "Fine."}).encode(),
+        json.dumps({"name": "behavior_good_one", "instruction": "Write the known quantities down first."}).encode(),
         b"{not json",
         json.dumps({"name": "bad name", "instruction": "x"}).encode(),
         "caf\xe9".encode("latin-1"),
-        json.dumps({"name": "behavior_good_two", "instruction": "Also fine.", "topic": "t"}).encode(),
+        json.dumps(
+            {"name": "behavior_good_two", "instruction": "Estimate the answer before computing it.", "topic": "t"}
+        ).encode(),
         json.dumps({"name": "behavior_good_one", "instruction": "Duplicate in file."}).encode(),
         json.dumps({"name": "behavior_existing", "instruction": "Changed."}).encode(),
         json.dumps([1, 2]).encode(),
@@ -74,7 +76,7 @@ def test_import_keeps_good_lines_and_reports_bad_ones_by_number(memory, tmp_path
     assert "not valid JSON" in bad[2] and "behavior_" in bad[3] and "UTF-8" in bad[4]
     assert "duplicate of line 1" in bad[6] and "surprise" in bad[9]
     assert [n for n, _ in report.skipped] == [7]
-    assert memory.handbook.get("behavior_existing").instruction == "Already here."
+    assert memory.handbook.get("behavior_existing").instruction == "Keep the first answer unless a check fails."
     names = [b.name for b in memory.handbook.list()]
     assert names == ["behavior_existing", "behavior_good_one", "behavior_good_two"]
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..embeddings.config import EmbeddingsConfig, default_embeddings_config
+from ..guard.guard import GuardConfig
+from ..guard.judge import JudgeConfig
 from ..lifecycle.policy import LifecycleConfig
 from ..llm.config import LLMConfig
 from ..retrieval.config import RetrievalConfig
@@ -169,6 +171,16 @@ class CurationConfig(_Section):
         le=100,
         description="With approval: evidence, how many distinct traces must mint (or merge into) a "
         "behavior before it becomes active (when a reflection merges, and in `bmem curate`).",
+    )
+    guard: GuardConfig = Field(
+        default_factory=GuardConfig,
+        description="The deterministic rules every behavior passes before it can be active (reflection, "
+        "`bmem behaviors add|edit|import`): allowed_hosts, extra_patterns, disabled_rules, length limits.",
+    )
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig,
+        description="Optional: the model (same server) judges minted candidates that passed the rules "
+        "(useful / useless / unsafe); off by default.",
     )
     interval_s: float = Field(
         default=3600.0,

@@ -92,7 +92,7 @@ class GuardConfig(BaseModel):
         description="More rules, {rule_name: regular expression}; matched case-insensitively in the name "
         "and in the raw, folded and decoded instruction, after the built-in rules.",
     )
-    min_instruction_words: int = Field(default=4, ge=1, description="Fewer words than this: rule length.")
+    min_instruction_words: int = Field(default=3, ge=1, description="Fewer words than this: rule length.")
     max_instruction_words: int = Field(default=80, ge=1, description="More words than this: rule length.")
     max_instruction_chars: int = Field(default=400, ge=1, description="Longer than this: rule length.")
     max_name_chars: int = Field(default=64, ge=12, description="A longer name: rule length.")

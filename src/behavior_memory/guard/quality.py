@@ -90,7 +90,7 @@ def self_reference(subject: Subject) -> str | None:
         return phrase
     words = subject.instruction.words
     fresh = [w for w in words if w not in _STOPWORDS and w not in name_words]
-    if words and len(fresh) < 2 and any(w in name_words for w in words):
+    if words and not fresh and any(w in name_words for w in words):  # says nothing beyond its name
         return text
     return None
 
