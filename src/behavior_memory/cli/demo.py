@@ -118,6 +118,19 @@ def demo(obj: CliContext, n_train: int, n_test: int, max_tokens: int, k: int, co
             )
         active = memory.handbook.list(status="active")
         console.print(f"   {len(active)} of {len(memory.handbook.list())} behaviors active after curation")
+        candidates = memory.handbook.list(status="candidate")
+        if candidates:  # a person would review them; the demo approves them, on the record, to show the effect
+            for b in candidates:
+                memory.handbook.approve(b.id, by="bmem demo", reason="approved by the demo to show its effect")
+            console.print(
+                f"   the demo approves the {len(candidates)} candidate(s) as a reviewer would "
+                "(`bmem review`); quarantined ones stay out"
+            )
+        elif not active:
+            console.print(
+                "   [yellow]no behavior is active: the guard kept everything this model minted out, so both "
+                "conditions below see the same prompt[/yellow]"
+            )
 
         console.print(f"\n[bold]4. solving {len(test)} new problems, without and then with behaviors[/bold]")
         results: dict[str, list[Solved]] = {}
