@@ -13,11 +13,17 @@ The rules a store must keep, beyond each method's docstring:
 - Threads and processes: every method is safe to call from many at once. Counters move only by
   atomic increments; an edit is refused (``ConflictError``) when the behavior changed since it was
   read, so no edit, merge or counter is ever lost (``store.edits.modify_behavior`` re-reads and retries).
+
+``ChangeFeed`` is what lets retrieval follow a large handbook without rebuilding: which behaviors
+changed since a change token, and the columns retrieval needs, without a pydantic object per row.
+The stores shipped here implement it; for another store retrieval falls back to ``list_behaviors``
+and ``vectors`` (``default_retrieval_rows``) and to rebuilding off the request path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
@@ -29,14 +35,19 @@ if TYPE_CHECKING:  # numpy is only needed to spell the types; importing the cont
 
 __all__ = [
     "COUNTERS",
+    "FEED_MAX_IDS",
     "TRACE_UPDATABLE_FIELDS",
     "BehaviorStore",
+    "ChangeFeed",
+    "Changes",
     "CounterName",
     "HandbookStore",
     "MetaStore",
+    "RetrievalRows",
     "TraceStore",
     "Vector",
     "Vectors",
+    "default_retrieval_rows",
 ]
 
 #: One behavior's embedding.
@@ -44,6 +55,12 @@ Vector: TypeAlias = "npt.NDArray[np.float32]"
 #: ``(ids, matrix)``: row ``i`` of the float32 matrix is the vector of behavior ``ids[i]``.
 Vectors: TypeAlias = "tuple[list[str], npt.NDArray[np.float32]]"
 CounterName = str  # one of COUNTERS
+#: ``(token, changed_ids, deleted_ids)``: what ``ChangeFeed.changes_since`` returns.
+Changes: TypeAlias = "tuple[int, list[str], list[str]]"
+
+#: A write that touches more behaviors than this is not itemised in the change feed: the feed's
+#: floor moves past it and followers rebuild (a re-embedding rewrites every vector at once).
+FEED_MAX_IDS = 10_000
 
 #: The usage counters of a behavior that ``increment`` may move.
 COUNTERS = frozenset({"shown", "cited", "helped", "hurt"})
@@ -252,3 +269,98 @@ class HandbookStore(BehaviorStore, TraceStore, MetaStore, Protocol):
     def close(self) -> None:
         """Release connections; the store is not used after this."""
         ...
+
+
+@dataclass(frozen=True, eq=False)
+class RetrievalRows:
+    """What retrieval needs of some behaviors of one namespace, in columns: row ``i`` of each is one behavior.
+
+    ``records`` are the store's own rows, opaque to retrieval; ``materialize`` turns one into a
+    ``Behavior``, which retrieval does only for the behaviors a query returns (a namespace of a
+    million behaviors loads without a million pydantic objects). ``vectors`` is ``(ids, matrix)``
+    as ``BehaviorStore.vectors`` gives it, when asked for, else ``None``.
+    """
+
+    ids: list[str]
+    names: list[str]
+    instructions: list[str]
+    topics: list[str | None]
+    pinned: list[bool]
+    records: Sequence[Any]
+    materialize: Callable[[Any], Behavior]
+    vectors: Vectors | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """Which behaviors of a namespace changed since a change token, and retrieval's columns of them."""
+
+    def changes_since(self, namespace: str, token: int) -> Changes | None:
+        """``(token, changed_ids, deleted_ids)`` for every write to the namespace's behaviors after ``token``.
+
+        ``token`` in the result is the namespace's ``change_token`` now (``token`` itself when
+        nothing changed). A behavior written and then deleted is only in ``deleted_ids``; one
+        deleted and written again only in ``changed_ids``; ids may name behaviors that no longer
+        match (reading them again tells). ``None`` when the feed no longer reaches back to
+        ``token`` (it keeps recent writes only, and never itemises a write of more than
+        ``FEED_MAX_IDS`` behaviors) or when ``token`` is ahead of the store: then rebuild.
+        Counters never appear (they do not move the token).
+        """
+        ...
+
+    def retrieval_rows(
+        self,
+        namespace: str,
+        *,
+        statuses: Iterable[BehaviorStatus] | None = None,
+        ids: Collection[str] | None = None,
+        with_vectors: bool = False,
+    ) -> RetrievalRows:
+        """The behaviors of ``namespace`` (only these statuses, only these ids, when given) as columns.
+
+        Rows come in no particular order. With ``with_vectors`` the result carries their vectors
+        under the rules of ``BehaviorStore.vectors``.
+        """
+        ...
+
+
+def _identity(behavior: Behavior) -> Behavior:
+    return behavior
+
+
+def default_retrieval_rows(
+    store: BehaviorStore,
+    namespace: str,
+    *,
+    statuses: Iterable[BehaviorStatus] | None = None,
+    ids: Collection[str] | None = None,
+    with_vectors: bool = False,
+) -> RetrievalRows:
+    """``ChangeFeed.retrieval_rows`` from ``list_behaviors`` and ``vectors``: for any store, at their cost."""
+    wanted = None if ids is None else set(ids)
+    behaviors = [
+        b
+        for b in store.list_behaviors(namespace, statuses=None if statuses is None else list(statuses))
+        if wanted is None or b.id in wanted
+    ]
+    vectors: Vectors | None = None
+    if with_vectors:
+        vector_ids, matrix = store.vectors(namespace)
+        keep = {b.id for b in behaviors}
+        picks = [i for i, vector_id in enumerate(vector_ids) if vector_id in keep]
+        if len(picks) != len(vector_ids):
+            vector_ids, matrix = [vector_ids[i] for i in picks], matrix[picks]
+        vectors = (vector_ids, matrix)
+    return RetrievalRows(
+        ids=[b.id for b in behaviors],
+        names=[b.name for b in behaviors],
+        instructions=[b.instruction for b in behaviors],
+        topics=[b.topic for b in behaviors],
+        pinned=[b.pinned for b in behaviors],
+        records=behaviors,
+        materialize=_identity,
+        vectors=vectors,
+    )

@@ -11,7 +11,7 @@ import copy
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,17 @@ import numpy as np
 
 from ..errors import ConflictError, InvalidBehaviorError, NotFoundError
 from ..types import Behavior, BehaviorStatus, ReflectionStatus, Trace, utcnow
-from .base import COUNTERS, TRACE_UPDATABLE_FIELDS, CounterName, Vector, Vectors
+from .base import (
+    COUNTERS,
+    FEED_MAX_IDS,
+    TRACE_UPDATABLE_FIELDS,
+    Changes,
+    CounterName,
+    RetrievalRows,
+    Vector,
+    Vectors,
+    default_retrieval_rows,
+)
 
 __all__ = ["InMemoryStore"]
 
@@ -31,6 +41,21 @@ class _Namespace:
     ids_by_name: dict[str, str] = field(default_factory=dict)  # a name index keeps lookups O(1) at 100k behaviors
     vectors: dict[str, Vector] = field(default_factory=dict)  # id -> vector
     token: int = 0
+    feed: list[tuple[int, str, bool]] = field(default_factory=list)  # (token, id, deleted), oldest first
+    feed_floor: int = 0  # the oldest token the feed reaches back to
+
+    def bump(self, changed: Collection[str] = (), deleted: Collection[str] = ()) -> None:
+        """Move the token and log which behaviors moved it (the change feed, as SQLite keeps it)."""
+        self.token += 1
+        if len(changed) + len(deleted) > FEED_MAX_IDS:
+            self.feed.clear()
+            self.feed_floor = self.token
+            return
+        self.feed += [(self.token, i, False) for i in changed] + [(self.token, i, True) for i in deleted]
+        if len(self.feed) > 4 * FEED_MAX_IDS:  # keep the newer half
+            cut = self.feed[len(self.feed) // 2][0]
+            self.feed = [entry for entry in self.feed if entry[0] > cut]
+            self.feed_floor = max(self.feed_floor, cut)
 
     def find(self, namespace: str, key: str) -> Behavior:
         behavior_id = key if key in self.behaviors else self.ids_by_name.get(key)
@@ -91,16 +116,16 @@ class InMemoryStore:
                 if key in taken or (space is not None and behavior.name in space.ids_by_name):
                     raise _duplicate(behavior)
                 taken.add(key)
-            touched: set[str] = set()
+            touched: dict[str, list[str]] = {}
             for behavior, vector in items:
                 space = self._space(behavior.namespace)
                 space.behaviors[behavior.id] = _copy_behavior(behavior)
                 space.ids_by_name[behavior.name] = behavior.id
                 if vector is not None:
                     space.vectors[behavior.id] = np.array(vector, dtype=np.float32)
-                touched.add(behavior.namespace)
-            for namespace in touched:
-                self._namespaces[namespace].token += 1
+                touched.setdefault(behavior.namespace, []).append(behavior.id)
+            for namespace, ids in touched.items():
+                self._namespaces[namespace].bump(ids)
         return [behavior for behavior, _ in items]
 
     def get_behavior(self, namespace: str, key: str) -> Behavior:
@@ -129,7 +154,7 @@ class InMemoryStore:
             space.behaviors[updated.id] = _copy_behavior(updated)
             if vector is not None:
                 space.vectors[updated.id] = np.array(vector, dtype=np.float32)
-            space.token += 1
+            space.bump([updated.id])
         return _copy_behavior(updated)
 
     def set_vectors(self, namespace: str, vectors: dict[str, Vector]) -> None:
@@ -138,7 +163,7 @@ class InMemoryStore:
             for behavior_id, vector in vectors.items():
                 if behavior_id in space.behaviors:
                     space.vectors[behavior_id] = np.array(vector, dtype=np.float32)
-            space.token += 1
+            space.bump([i for i in vectors if i in space.behaviors])
 
     def delete_behavior(self, namespace: str, key: str) -> None:
         with self._lock:
@@ -147,7 +172,7 @@ class InMemoryStore:
             del space.behaviors[behavior.id]
             del space.ids_by_name[behavior.name]
             space.vectors.pop(behavior.id, None)
-            space.token += 1
+            space.bump(deleted=[behavior.id])
 
     def list_behaviors(
         self,
@@ -210,6 +235,25 @@ class InMemoryStore:
         with self._lock:
             space = self._namespaces.get(namespace)
             return 0 if space is None else space.token
+
+    def changes_since(self, namespace: str, token: int) -> Changes | None:
+        with self._lock:
+            space = self._read(namespace)
+            if token > space.token or token < space.feed_floor:
+                return None
+            last = {i: deleted for t, i, deleted in space.feed if t > token}
+            return space.token, [i for i, d in last.items() if not d], [i for i, d in last.items() if d]
+
+    def retrieval_rows(
+        self,
+        namespace: str,
+        *,
+        statuses: Iterable[BehaviorStatus] | None = None,
+        ids: Collection[str] | None = None,
+        with_vectors: bool = False,
+    ) -> RetrievalRows:
+        """The contract's default (``list_behaviors`` and ``vectors``): the behaviors are objects here already."""
+        return default_retrieval_rows(self, namespace, statuses=statuses, ids=ids, with_vectors=with_vectors)
 
     def namespaces(self) -> list[str]:
         with self._lock:

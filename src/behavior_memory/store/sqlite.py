@@ -13,9 +13,10 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,17 +33,21 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..types import Behavior, BehaviorStatus, ReflectionStatus, Step, Trace, utcnow
-from .base import COUNTERS, TRACE_UPDATABLE_FIELDS, CounterName, Vectors
+from .base import COUNTERS, TRACE_UPDATABLE_FIELDS, Changes, CounterName, RetrievalRows, Vectors
 from .sqlite_migrations import MIGRATIONS
 from .sqlite_rows import (
     BEHAVIOR_COLUMNS,
     BEHAVIOR_EDITABLE,
+    RETRIEVAL_COLUMNS,
     TRACE_COLUMNS,
     behavior_edit,
     behavior_from_row,
     behavior_row,
     blob,
+    bump,
     encode,
+    read_changes,
+    record_to_behavior,
     trace_from_row,
     trace_row,
 )
@@ -228,16 +233,18 @@ class SQLiteStore:
             raise InvalidBehaviorError(
                 f"a behavior named {b.name!r} already exists in namespace {b.namespace!r}"
             ) from exc
-        _bump(conn, b.namespace)
 
     def put_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
-        self._write(lambda conn: self._insert(conn, behavior, vector))
-        return behavior
+        return self.put_behaviors([(behavior, vector)])[0]
 
     def put_behaviors(self, items: Sequence[tuple[Behavior, npt.NDArray[np.float32] | None]]) -> list[Behavior]:
         def insert_all(conn: sqlite3.Connection) -> None:
+            touched: dict[str, list[str]] = {}
             for behavior, vector in items:
                 self._insert(conn, behavior, vector)
+                touched.setdefault(behavior.namespace, []).append(behavior.id)
+            for namespace, ids in touched.items():  # one token per namespace and transaction
+                bump(conn, namespace, ids)
 
         self._write(insert_all)
         return [behavior for behavior, _ in items]
@@ -276,7 +283,7 @@ class SQLiteStore:
                     f"now {row[0]}); read it again and retry",
                     version=int(row[0]),
                 )
-            _bump(conn, updated.namespace)
+            bump(conn, updated.namespace, [updated.id])
             stored = conn.execute(
                 f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE id = ?", (updated.id,)
             ).fetchone()  # the counters as they are now, not as they were read
@@ -297,18 +304,20 @@ class SQLiteStore:
                 "UPDATE behaviors SET vector = ? WHERE id = ? AND namespace = ?",
                 [(blob(v), bid, namespace) for bid, v in vectors.items()],
             )
-            _bump(conn, namespace)
+            bump(conn, namespace, list(vectors))
 
         self._write(write)
 
     def delete_behavior(self, namespace: str, key: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
-                "DELETE FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)", (namespace, key, key)
-            )
-            if cursor.rowcount == 0:
+            found = conn.execute(
+                "SELECT id FROM behaviors WHERE namespace = ? AND (id = ? OR name = ?)", (namespace, key, key)
+            ).fetchall()
+            if not found:
                 raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
-            _bump(conn, namespace)
+            ids = [row[0] for row in found]
+            conn.executemany("DELETE FROM behaviors WHERE id = ?", [(i,) for i in ids])
+            bump(conn, namespace, deleted=ids)
 
         self._write(delete)
 
@@ -369,6 +378,62 @@ class SQLiteStore:
         with self._read() as conn:
             row = conn.execute("SELECT version FROM namespace_versions WHERE namespace = ?", (namespace,)).fetchone()
         return 0 if row is None else int(row[0])
+
+    def changes_since(self, namespace: str, token: int) -> Changes | None:
+        with self._read() as conn:
+            conn.execute("BEGIN")  # the token, the floor and the log from one view of the file
+            try:
+                return read_changes(conn, namespace, int(token))
+            finally:
+                conn.execute("COMMIT")
+
+    def retrieval_rows(
+        self,
+        namespace: str,
+        *,
+        statuses: Iterable[BehaviorStatus] | None = None,
+        ids: Collection[str] | None = None,
+        with_vectors: bool = False,
+    ) -> RetrievalRows:
+        """Retrieval's columns in one scan in storage order (no sort, no pydantic object per row)."""
+        sql = f"SELECT {RETRIEVAL_COLUMNS}{', vector' if with_vectors else ''} FROM behaviors WHERE namespace = ?"
+        params: list[Any] = [namespace]
+        if statuses is not None:
+            wanted = [str(s) for s in statuses]
+            sql += f" AND status IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        with self._read() as conn:
+            if ids is None:
+                records = conn.execute(sql, params).fetchall()
+            else:
+                chosen, records = list(ids), []
+                for start in range(0, len(chosen), 500):
+                    part = chosen[start : start + 500]
+                    query = f"{sql} AND id IN ({', '.join('?' * len(part))})"
+                    records += conn.execute(query, [*params, *part]).fetchall()
+        vectors: Vectors | None = None
+        if with_vectors:
+            with_blob = [r for r in records if r[-1] is not None]
+            sizes = [len(r[-1]) for r in with_blob]
+            if len(set(sizes)) > 1:  # mixed embedders: the most common size, as ``vectors`` does
+                common = max(set(sizes), key=sizes.count)
+                with_blob = [r for r, size in zip(with_blob, sizes, strict=True) if size == common]
+            matrix = np.frombuffer(b"".join(r[-1] for r in with_blob), dtype=np.float32)
+            vectors = (
+                [r[0] for r in with_blob],
+                matrix.reshape(len(with_blob), -1) if with_blob else matrix.reshape(0, 0),
+            )
+            records = [r[:-1] for r in records]  # the blobs are in the matrix now
+        return RetrievalRows(
+            ids=[r[0] for r in records],
+            names=[r[1] for r in records],
+            instructions=[r[2] for r in records],
+            topics=[r[3] for r in records],
+            pinned=[bool(r[4]) for r in records],
+            records=records,
+            materialize=partial(record_to_behavior, namespace),
+            vectors=vectors,
+        )
 
     def namespaces(self) -> list[str]:
         with self._read() as conn:
@@ -523,11 +588,3 @@ def _increment(conn: sqlite3.Connection, namespace: str, names: list[str], count
     else:
         sql = f"UPDATE behaviors SET {counter} = {counter} + ? WHERE namespace = ? AND name = ?"
         conn.executemany(sql, [(by, namespace, name) for name in names])
-
-
-def _bump(conn: sqlite3.Connection, namespace: str) -> None:
-    conn.execute(
-        "INSERT INTO namespace_versions (namespace, version) VALUES (?, 1) "
-        "ON CONFLICT (namespace) DO UPDATE SET version = version + 1",
-        (namespace,),
-    )

@@ -78,4 +78,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE behaviors ADD COLUMN last_used_at TEXT;
     CREATE INDEX traces_newest ON traces (namespace, created_at DESC, id);
     """,
+    # 3: the change feed (which behaviors each write touched, so retrieval applies changes instead of
+    # rebuilding); feed_floor: the oldest token the feed still reaches back to. Namespaces written
+    # before this migration start with an empty feed: followers older than now rebuild once.
+    """
+    CREATE TABLE behavior_changes (
+        namespace   TEXT NOT NULL,
+        token       INTEGER NOT NULL,
+        behavior_id TEXT NOT NULL,
+        deleted     INTEGER NOT NULL,
+        PRIMARY KEY (namespace, token, behavior_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE namespace_versions ADD COLUMN feed_floor INTEGER NOT NULL DEFAULT 0;
+    UPDATE namespace_versions SET feed_floor = version;
+    """,
 ]

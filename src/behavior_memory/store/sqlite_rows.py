@@ -1,9 +1,11 @@
-"""Conversion between the models and the rows of the SQLite handbook (lists and dicts as JSON)."""
+"""Conversion between the models and the rows of the SQLite handbook (lists and dicts as JSON), and the
+change feed's bookkeeping (``bump``, ``read_changes``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -12,16 +14,21 @@ import numpy as np
 import numpy.typing as npt
 
 from ..types import Behavior, BehaviorStatus, Step, Trace
+from .base import FEED_MAX_IDS, Changes
 
 __all__ = [
     "BEHAVIOR_COLUMNS",
     "BEHAVIOR_EDITABLE",
+    "RETRIEVAL_COLUMNS",
     "TRACE_COLUMNS",
     "behavior_edit",
     "behavior_from_row",
     "behavior_row",
     "blob",
+    "bump",
     "encode",
+    "read_changes",
+    "record_to_behavior",
     "trace_from_row",
     "trace_row",
 ]
@@ -44,6 +51,12 @@ BEHAVIOR_EDITABLE = (
     "version",
     "updated_at",
     "metadata",
+)
+#: A retrieval record: what ``record_to_behavior`` needs, id, name, instruction, topic and pinned
+#: first (retrieval's columns); empty lists and dicts come back as NULL, one shared ``None``.
+RETRIEVAL_COLUMNS = (
+    "id, name, instruction, topic, pinned, NULLIF(tags, '[]'), NULLIF(sources, '[]'), model, shown, cited, "
+    "helped, hurt, version, created_at, updated_at, last_used_at, NULLIF(metadata, '{}'), status"
 )
 TRACE_COLUMNS = (
     "id, namespace, task, topic, answer, outcome, score, feedback, shown, cited, reflection_status, "
@@ -128,6 +141,85 @@ def behavior_from_row(row: Sequence[Any]) -> Behavior:
         last_used_at=datetime.fromisoformat(row[17]) if row[17] else None,
         metadata=json.loads(row[18]),
     )
+
+
+def record_to_behavior(namespace: str, row: Sequence[Any]) -> Behavior:
+    """The ``Behavior`` of a row read with ``RETRIEVAL_COLUMNS``."""
+    return Behavior.model_construct(
+        id=row[0],
+        namespace=namespace,
+        name=row[1],
+        instruction=row[2],
+        topic=row[3],
+        tags=json.loads(row[5]) if row[5] else [],
+        status=BehaviorStatus(row[17]),
+        pinned=bool(row[4]),
+        sources=json.loads(row[6]) if row[6] else [],
+        model=row[7],
+        shown=row[8],
+        cited=row[9],
+        helped=row[10],
+        hurt=row[11],
+        version=row[12],
+        created_at=datetime.fromisoformat(row[13]),
+        updated_at=datetime.fromisoformat(row[14]),
+        last_used_at=datetime.fromisoformat(row[15]) if row[15] else None,
+        metadata=json.loads(row[16]) if row[16] else {},
+    )
+
+
+# --- the change feed -------------------------------------------------------------------------------
+_FEED_KEEP = 4096  # tokens of history the feed keeps per namespace
+_FEED_PRUNE_EVERY = 256
+
+
+def bump(conn: sqlite3.Connection, namespace: str, changed: Collection[str] = (), deleted: Collection[str] = ()) -> int:
+    """Move the namespace's change token and log which behaviors moved it; returns the new token.
+
+    Inside the writer's transaction, so the log and the token commit together. A write of more
+    than ``FEED_MAX_IDS`` behaviors is not logged: the floor moves past it instead.
+    """
+    conn.execute(
+        "INSERT INTO namespace_versions (namespace, version) VALUES (?, 1) "
+        "ON CONFLICT (namespace) DO UPDATE SET version = version + 1",
+        (namespace,),
+    )
+    token = int(conn.execute("SELECT version FROM namespace_versions WHERE namespace = ?", (namespace,)).fetchone()[0])
+    if len(changed) + len(deleted) > FEED_MAX_IDS:
+        conn.execute("UPDATE namespace_versions SET feed_floor = ? WHERE namespace = ?", (token, namespace))
+        conn.execute("DELETE FROM behavior_changes WHERE namespace = ?", (namespace,))
+        return token
+    conn.executemany(
+        "INSERT OR REPLACE INTO behavior_changes (namespace, token, behavior_id, deleted) VALUES (?, ?, ?, ?)",
+        [(namespace, token, i, 0) for i in changed] + [(namespace, token, i, 1) for i in deleted],
+    )
+    if token % _FEED_PRUNE_EVERY == 0 and token > _FEED_KEEP:
+        oldest = token - _FEED_KEEP
+        conn.execute("DELETE FROM behavior_changes WHERE namespace = ? AND token <= ?", (namespace, oldest))
+        conn.execute(
+            "UPDATE namespace_versions SET feed_floor = MAX(feed_floor, ?) WHERE namespace = ?", (oldest, namespace)
+        )
+    return token
+
+
+def read_changes(conn: sqlite3.Connection, namespace: str, token: int) -> Changes | None:
+    """``ChangeFeed.changes_since``, inside a read transaction the caller holds (one consistent view)."""
+    row = conn.execute(
+        "SELECT version, feed_floor FROM namespace_versions WHERE namespace = ?", (namespace,)
+    ).fetchone()
+    current, floor = (0, 0) if row is None else (int(row[0]), int(row[1]))
+    if token > current or token < floor:
+        return None
+    if token == current:
+        return current, [], []
+    last: dict[str, int] = {}
+    for behavior_id, deleted in conn.execute(
+        "SELECT behavior_id, deleted FROM behavior_changes WHERE namespace = ? AND token > ? AND token <= ? "
+        "ORDER BY token",
+        (namespace, token, current),
+    ):
+        last[behavior_id] = deleted
+    return current, [i for i, d in last.items() if not d], [i for i, d in last.items() if d]
 
 
 def trace_row(t: Trace) -> tuple[Any, ...]:
