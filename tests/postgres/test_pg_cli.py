@@ -170,10 +170,9 @@ def test_workers_reflect_each_trace_once_wake_on_notify_and_give_back_claims(pg_
             store.put_traces([Trace(task=f"slow {i}") for i in range(2)])
             assert _wait(lambda: store.count_traces(status=ReflectionStatus.RUNNING) == 2, 10)
         finally:
-            outputs = []
-            for w in workers:
+            for w in workers:  # both at once: a worker still running would claim what the other gives back
                 w.send_signal(signal.SIGTERM)
-                outputs.append(w.communicate(timeout=30)[0])
+            outputs = [w.communicate(timeout=30)[0] for w in workers]
         assert all(w.returncode == 0 for w in workers), outputs
         assert sum(int(o.rsplit("released ", 1)[1].split()[0]) for o in outputs) == 2, outputs
         pending = store.list_traces(status=ReflectionStatus.PENDING)
