@@ -30,12 +30,11 @@ if TYPE_CHECKING:  # numpy loads with the first vector, not with the import
     import numpy.typing as npt
 
     from .handbook_jsonl import ImportReport
+    from .retrieval.reembed import Reembedding
 
 __all__ = ["Handbook"]
 
 log = logging.getLogger(__name__)
-
-_EMBEDDER_META_KEY = "embedder"
 
 
 class Handbook:
@@ -57,6 +56,7 @@ class Handbook:
         # (``bmem behaviors list``) must not load an embedding model.
         self._embedder_checked = False
         self._check_lock = threading.Lock()
+        self.reembedding: Reembedding | None = None  # the background re-embedding this handbook started
 
     # --- embedding ----------------------------------------------------------------------------
     def _embed(self, behaviors: list[Behavior]) -> list[npt.NDArray[np.float32] | None]:
@@ -71,38 +71,26 @@ class Handbook:
         matrix = self.embedder.embed([b.text for b in behaviors])
         return [np.asarray(row, dtype=np.float32) for row in matrix]
 
-    def _embedder_id(self) -> str | None:
-        return None if self.embedder is None else f"{self.embedder.name}:{self.embedder.dim}"
-
-    def ensure_embedder(self) -> None:
+    def ensure_embedder(self, *, wait: bool = False) -> None:
         """Re-embed every stored behavior if the configured embedder changed since the last run.
 
-        Runs once per handbook, before the first write, retrieval or reflection (the memory calls it).
+        Checked once per handbook, before the first write, retrieval or reflection (the memory calls
+        it). The re-embedding runs in a background thread, in batches (``retrieval.reembed``):
+        nothing waits for it unless ``wait``, and retrieval stays lexical until it ends.
         """
-        if self._embedder_checked:
-            return
-        with self._check_lock:
-            if not self._embedder_checked:
-                self._check_embedder()
-                self._embedder_checked = True
+        if not self._embedder_checked:
+            with self._check_lock:
+                if not self._embedder_checked:
+                    self._check_embedder()
+                    self._embedder_checked = True
+        if wait and self.reembedding is not None:
+            self.reembedding.join()
 
     def _check_embedder(self) -> None:
-        current = self._embedder_id()
-        if current is None:
-            return
-        previous = self.store.get_meta(_EMBEDDER_META_KEY)
-        if previous == current:
-            return
-        if previous is not None or self.store.count_behaviors() > 0:
-            log.info("embedder changed (%s -> %s): re-embedding the handbook", previous, current)
-            for namespace in self.store.namespaces():
-                behaviors = self.store.list_behaviors(namespace)
-                if behaviors:
-                    vectors = self._vectors(behaviors)
-                    self.store.set_vectors(
-                        namespace, {b.id: v for b, v in zip(behaviors, vectors, strict=True) if v is not None}
-                    )
-        self.store.set_meta(_EMBEDDER_META_KEY, current)
+        from .retrieval.reembed import Reembedding, needs_reembedding
+
+        if self.embedder is not None and needs_reembedding(self.store, self.embedder):
+            self.reembedding = Reembedding(self.store, self.embedder).start()
 
     # --- single behaviors ---------------------------------------------------------------------
     def add(

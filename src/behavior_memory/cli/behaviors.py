@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 from ..types import BehaviorStatus
-from . import review_cmd, utility_cmd
+from . import reembed_cmd, review_cmd, utility_cmd
 from .context import CliContext, pass_ctx
 from .output_file import check_output, write_whole
 from .render import behavior_table, plain, safe
@@ -194,3 +194,4 @@ def import_(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
 for _command in (review_cmd.approve, review_cmd.reject, review_cmd.quarantine, review_cmd.edit):
     behaviors.add_command(_command)
 behaviors.add_command(utility_cmd.utility)
+behaviors.add_command(reembed_cmd.reembed)

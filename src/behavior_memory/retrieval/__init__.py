@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .hybrid import HybridRetriever
     from .lexical import BM25Retriever
     from .pinned import PinnedFirstRetriever
-    from .snapshot import SnapshotCache
+    from .registry import SnapshotCache
     from .topic import TopicRetriever
     from .vector_index import VectorIndex
 
@@ -45,7 +45,7 @@ _MODULES = {
     "RetrievalConfig": ".config",
     "Retriever": ".base",
     "ScoredBehavior": ".base",
-    "SnapshotCache": ".snapshot",
+    "SnapshotCache": ".registry",
     "TopicRetriever": ".topic",
     "VectorIndex": ".vector_index",
     "build_retriever": ".config",

@@ -8,6 +8,10 @@
       floor: 0.2            # minimum cosine for the embedding retriever
       token_budget: 600     # the rendered block's limit, applied at injection
       pinned_first: true    # pinned behaviors first: a stable prompt prefix for vLLM's cache
+      ann_threshold: 50000  # vectors in a namespace from which search is approximate (HNSW, [ann] extra)
+      ann_ef_search: 64     # HNSW candidates per query: recall against speed
+      ann_persist: true     # keep the HNSW index beside the handbook file for the next process
+      query_cache: 1024     # query embeddings kept per task text
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
     from ..embeddings.base import Embedder
     from ..store.base import HandbookStore
     from .base import Retriever
-    from .snapshot import SnapshotCache
+    from .registry import SnapshotCache
 
 __all__ = ["STRATEGIES", "RetrievalConfig", "build_retriever"]
 
@@ -54,6 +58,23 @@ class RetrievalConfig(BaseModel):
     pinned_first: bool = Field(
         default=True, description="Put pinned behaviors first, in name order (a stable, cacheable prefix)."
     )
+    ann_threshold: int = Field(
+        default=50_000,
+        ge=1,
+        description="Vectors in a namespace from which vector search uses an approximate HNSW index (usearch, "
+        'pip install "behavior-memory[ann]"); exact below it, and exact when usearch is not installed.',
+    )
+    ann_ef_search: int = Field(
+        default=64, ge=8, le=4096, description="HNSW candidate list per query: higher is closer to exact, slower."
+    )
+    ann_persist: bool = Field(
+        default=True,
+        description="Save the HNSW index beside a handbook file (<file>.index/), so a new process loads it "
+        "and applies the changes since instead of rebuilding.",
+    )
+    query_cache: int = Field(
+        default=1024, ge=0, description="Query embeddings kept per task text (an LRU; 0 turns it off)."
+    )
 
 
 def _topic(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
@@ -70,9 +91,12 @@ def _lexical(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | No
 
 def _embedding(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
     from .embedding import EmbeddingRetriever
+    from .lexical import BM25Retriever
 
     assert embedder is not None
-    return EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s)
+    # lexical answers while the vectors are being re-embedded
+    fallback = BM25Retriever(store, snapshots=s)
+    return EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s, fallback=fallback, query_cache=cfg.query_cache)
 
 
 def _hybrid(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | None, s: SnapshotCache) -> Retriever:
@@ -82,7 +106,10 @@ def _hybrid(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | Non
 
     assert embedder is not None
     return HybridRetriever(
-        [EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s), BM25Retriever(store, snapshots=s)]
+        [
+            EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s, query_cache=cfg.query_cache),
+            BM25Retriever(store, snapshots=s),
+        ]
     )
 
 
@@ -101,7 +128,7 @@ def build_retriever(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedd
     """The retriever ``cfg`` describes over ``store``.
 
     A strategy that needs an embedder falls back to lexical (BM25) when there is none, with a WARNING.
-    The retrievers built here share one in-memory snapshot of the handbook.
+    Every retriever over ``store`` shares one in-memory snapshot per namespace (``SnapshotCache.shared``).
     """
     strategy: str = cfg.strategy
     needs_embedder, _ = STRATEGIES[strategy]
@@ -113,9 +140,10 @@ def build_retriever(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedd
         )
         strategy = "lexical"
     from .pinned import PinnedFirstRetriever
-    from .snapshot import SnapshotCache
+    from .registry import AnnSettings, SnapshotCache
 
-    snapshots = SnapshotCache(store)
+    ann = AnnSettings(threshold=cfg.ann_threshold, ef_search=cfg.ann_ef_search, persist=cfg.ann_persist)
+    snapshots = SnapshotCache.shared(store, ann)
     retriever = STRATEGIES[strategy][1](cfg, store, embedder, snapshots)
     if cfg.pinned_first:
         retriever = PinnedFirstRetriever(retriever, store, snapshots=snapshots)

@@ -13,7 +13,8 @@ import asyncio
 
 from ..store.base import HandbookStore
 from .base import Retriever, ScoredBehavior
-from .snapshot import Snapshot, SnapshotCache, one_version
+from .registry import SnapshotCache
+from .snapshot import Snapshot, one_version
 
 __all__ = ["PinnedFirstRetriever"]
 
@@ -25,10 +26,10 @@ class PinnedFirstRetriever(Retriever):
 
     def __init__(self, inner: Retriever, store: HandbookStore, *, snapshots: SnapshotCache | None = None) -> None:
         self.inner, self.store = inner, store
-        self.snapshots = snapshots or SnapshotCache(store)
+        self.snapshots = snapshots or SnapshotCache.shared(store)
 
     def _merge(self, snapshot: Snapshot, found: list[ScoredBehavior]) -> list[ScoredBehavior]:
-        pinned = [ScoredBehavior(snapshot.behaviors[r], 1.0, self.source) for r in snapshot.pinned]
+        pinned = [ScoredBehavior(snapshot.behavior(r), 1.0, self.source) for r in snapshot.pinned()]
         names = {item.behavior.name for item in pinned}
         return pinned + [item for item in found if item.behavior.name not in names]
 

@@ -1,42 +1,40 @@
-"""Per-namespace caches that follow the store's ``change_token``.
+"""``Snapshot``: one namespace's injectable behaviors as columns, kept current by the store's change feed.
 
-Retrieval must be fast on every call, while the handbook changes rarely (after a reflection). So
-each retriever keeps what it derived from the store (the injectable behaviors, a vector matrix, a
-BM25 index) per namespace, tagged with the token it was built under, and rebuilds only when
-``store.change_token(namespace)`` differs. One ``SnapshotCache`` can be shared by several retrievers
-over the same store, so the behaviors are held in memory once.
+Retrieval must be fast on every call while the handbook changes now and then (a reflection mints a
+behavior, a person quarantines one). A snapshot holds what the retrievers need of each behavior in
+flat columns (ids, names, topic codes, pinned rows) plus the store's own record of it, which becomes
+a ``Behavior`` only when a query returns it: loading a million rows builds no pydantic object.
+
+Rows are append-only: a changed behavior's old row dies and a new row is appended, a deleted one's
+row dies. Readers take no lock (a row is published by ``n`` moving after its data is written);
+``apply`` runs under the cache's per-namespace lock. Indexes derived from the snapshot (the vectors,
+BM25's postings) attach to it lazily and are told of each row added and each row that died, so a
+write costs the rows it touched, not a rebuild. ``registry.SnapshotCache`` loads, applies and shares
+snapshots; the helpers here (``one_version``, ``change_token``, ``top_rows``) serve every retriever.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from ..store.base import HandbookStore
-from ..types import INJECTABLE_STATUSES, Behavior
+from ..store.base import HandbookStore, RetrievalRows, Vectors
+from ..types import Behavior
 
-__all__ = [
-    "NamespaceCache",
-    "Snapshot",
-    "SnapshotCache",
-    "change_token",
-    "normalize_topic",
-    "one_version",
-    "top_rows",
-]
-
-T = TypeVar("T")
+__all__ = ["Attachment", "Snapshot", "change_token", "normalize_topic", "one_version", "top_rows"]
 
 # (id(store), namespace) -> token, while a ``one_version`` scope is open in this context
 _SCOPE: ContextVar[dict[tuple[int, str], int] | None] = ContextVar("behavior_memory_tokens", default=None)
+
+#: Materialised behaviors kept per snapshot (the ones queries keep returning); cleared when full.
+_BEHAVIOR_CACHE = 16_384
 
 
 @contextmanager
@@ -77,45 +75,191 @@ def normalize_topic(topic: str | None) -> str | None:
     return text or None
 
 
-class NamespaceCache(Generic[T]):
-    """``get(namespace)`` returns ``build(namespace, token)``, rebuilt only when the change token moves.
+def behavior_text(name: str, instruction: str, topic: str | None) -> str:
+    """``Behavior.text`` from the columns: the name's words, the instruction and the topic."""
+    words = name.removeprefix("behavior_").replace("_", " ")
+    return " ".join(part for part in (words, instruction, topic or "") if part)
 
-    Thread-safe: readers of a fresh entry take no lock; a rebuild holds a per-namespace lock so
-    concurrent callers build once, and other namespaces are not blocked meanwhile.
-    """
 
-    def __init__(self, store: HandbookStore, build: Callable[[str, int], T]) -> None:
-        self.store = store
-        self._build = build
-        self._entries: dict[str, tuple[int, T]] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-        self.builds = 0  # how many times anything was built (for tests and stats)
+class Attachment(Protocol):
+    """An index derived from a snapshot, told of every row that died and every row added."""
 
-    def get(self, namespace: str, token: int | None = None) -> T:
-        """The value for ``namespace``; pass ``token`` when the caller has just read it."""
-        if token is None:
-            token = change_token(self.store, namespace)
-        entry = self._entries.get(namespace)
-        if entry is not None and entry[0] == token:
-            return entry[1]
-        with self._guard:
-            lock = self._locks.setdefault(namespace, threading.Lock())
-        with lock:
-            entry = self._entries.get(namespace)
-            if entry is not None and entry[0] == token:
-                return entry[1]
-            # The token was read before the data: a change that lands while we build leaves a
-            # newer token in the store, so the next call rebuilds instead of serving stale data.
-            value = self._build(namespace, token)
-            self._entries[namespace] = (token, value)
-            self.builds += 1
-            return value
+    def apply(self, dead: Sequence[int], dead_ids: Sequence[str], added: Sequence[int], fetched: RetrievalRows) -> None:
+        """Rows ``dead`` (of behaviors ``dead_ids``) died; rows ``added`` hold ``fetched``, in order."""
+        ...
 
-    def clear(self) -> None:
-        """Forget every namespace (the next call rebuilds)."""
-        with self._guard:
-            self._entries.clear()
+
+class _Column:
+    """A growable numpy column (capacity doubles; readers slice ``[:n]`` of the array they hold)."""
+
+    def __init__(self, dtype: Any, fill: Any) -> None:
+        self.data: npt.NDArray[Any] = np.full(0, fill, dtype=dtype)
+        self.fill = fill
+
+    def put(self, start: int, values: npt.ArrayLike) -> None:
+        values = np.asarray(values, dtype=self.data.dtype)
+        stop = start + values.shape[0]
+        if stop > self.data.shape[0]:
+            grown = np.full(max(stop, 2 * self.data.shape[0], 64), self.fill, dtype=self.data.dtype)
+            grown[: self.data.shape[0]] = self.data
+            self.data = grown
+        self.data[start:stop] = values
+
+
+class Snapshot:
+    """The injectable behaviors of one namespace at change token ``token`` (see the module docstring)."""
+
+    def __init__(self, namespace: str, token: int, rows: RetrievalRows) -> None:
+        self.namespace, self.token = namespace, token
+        self.materialize = rows.materialize
+        self.ids: list[str] = []
+        self.names: list[str] = []
+        self.instructions: list[str] = []
+        self.topic_names: list[str | None] = []
+        self.records: list[Any] = []
+        self.row_of: dict[str, int] = {}  # live rows only
+        self.topic_codes: dict[str, int] = {}
+        self._topics = _Column(np.int32, -1)
+        self._live = _Column(np.bool_, False)
+        self.pinned_rows: set[int] = set()
+        self.n = 0  # rows published to readers
+        self.dead = 0
+        self.attachments: dict[str, Attachment] = {}
+        self.builders: dict[str, Callable[[Snapshot], Attachment]] = {}
+        #: the vectors read with the rows, until the vector attachment takes them
+        self.loaded_vectors: Vectors | None = rows.vectors
+        self.lock = threading.RLock()  # attaching and applying; readers never take it
+        self._behaviors: dict[int, Behavior] = {}
+        self._derived: dict[Any, Any] = {}  # name-ordered rows per topic, pinned, dead rows; cleared on apply
+        self._append(rows)
+
+    # --- reading ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n - self.dead
+
+    @property
+    def live(self) -> npt.NDArray[np.bool_]:
+        """Whether each of the ``n`` rows is current."""
+        column: npt.NDArray[np.bool_] = self._live.data[: self.n]
+        return column
+
+    @property
+    def topics(self) -> npt.NDArray[np.int32]:
+        """Topic code of each row (-1 for none)."""
+        column: npt.NDArray[np.int32] = self._topics.data[: self.n]
+        return column
+
+    def behavior(self, row: int) -> Behavior:
+        """The ``Behavior`` of ``row``, made from the store's record on first use."""
+        found = self._behaviors.get(row)
+        if found is None:
+            if len(self._behaviors) >= _BEHAVIOR_CACHE:
+                self._behaviors.clear()
+            found = self._behaviors[row] = _compact(self.materialize(self.records[row]))
+        return found
+
+    @property
+    def behaviors(self) -> list[Behavior]:
+        """Every live behavior in name order (materialises them all: for tests and small handbooks)."""
+        return [self.behavior(r) for r in self.name_order()]
+
+    def name_order(self) -> list[int]:
+        """Live rows sorted by name."""
+        rows: list[int] = self._cached(
+            "names", lambda: sorted(np.flatnonzero(self.live).tolist(), key=self.names.__getitem__)
+        )
+        return rows
+
+    def dead_rows(self) -> npt.NDArray[np.intp]:
+        """Rows that died (their data stays until the next full load)."""
+        rows: npt.NDArray[np.intp] = self._cached("dead", lambda: np.flatnonzero(~self.live))
+        return rows
+
+    def pinned(self) -> list[int]:
+        """Rows of pinned behaviors, in name order."""
+        rows: list[int] = self._cached("pinned", lambda: sorted(self.pinned_rows, key=self.names.__getitem__))
+        return rows
+
+    def topic_code(self, topic: str | None) -> int | None:
+        """The code of ``topic``; ``None`` when no topic filter applies, -2 for a topic nobody has."""
+        key = normalize_topic(topic)
+        if key is None:
+            return None
+        return self.topic_codes.get(key, -2)
+
+    def topic_mask(self, topic: str | None) -> npt.NDArray[np.bool_] | None:
+        """Boolean mask of the live rows of ``topic``; ``None`` when no topic filter applies."""
+        code = self.topic_code(topic)
+        if code is None:
+            return None
+        mask: npt.NDArray[np.bool_] = (self.topics == code) & self.live
+        return mask
+
+    def topic_rows(self, topic: str | None) -> list[int]:
+        """Live rows of ``topic`` in name order (empty for no topic or an unknown one)."""
+        code = self.topic_code(topic)
+        if code is None or code < 0:
+            return []
+        rows: list[int] = self._cached(
+            ("topic", code), lambda: [r for r in self.name_order() if self.topics[r] == code]
+        )
+        return rows
+
+    def _cached(self, key: Any, build: Callable[[], Any]) -> Any:
+        derived = self._derived  # apply swaps in a fresh dict: a reader keeps the one it started with
+        value = derived.get(key)
+        if value is None:
+            value = derived[key] = build()
+        return value
+
+    # --- changing (under ``lock``) ----------------------------------------------------------------
+    def _append(self, rows: RetrievalRows) -> list[int]:
+        start, count = self.n, len(rows)
+        if not count:
+            return []
+        self.ids += rows.ids
+        self.names += rows.names
+        self.instructions += rows.instructions
+        self.topic_names += rows.topics
+        self.records += rows.records
+        codes = self.topic_codes
+        keys = [normalize_topic(t) for t in rows.topics]
+        self._topics.put(start, [-1 if k is None else codes.setdefault(sys.intern(k), len(codes)) for k in keys])
+        self._live.put(start, np.ones(count, dtype=bool))
+        new_rows = list(range(start, start + count))
+        for row, behavior_id, pinned in zip(new_rows, rows.ids, rows.pinned, strict=True):
+            self.row_of[behavior_id] = row
+            if pinned:
+                self.pinned_rows.add(row)
+        self.n = start + count  # publish
+        return new_rows
+
+    def apply(self, token: int, touched: Sequence[str], fetched: RetrievalRows) -> None:
+        """Make the snapshot the namespace at ``token``: every id in ``touched`` (changed or deleted)
+        loses its row, and the injectable ones among them, read again as ``fetched``, get new rows."""
+        with self.lock:
+            gone = [(self.row_of.pop(i), i) for i in dict.fromkeys(touched) if i in self.row_of]
+            for row, _ in gone:
+                self._live.data[row] = False
+                self.pinned_rows.discard(row)
+            self.dead += len(gone)
+            rows = self._append(fetched)
+            for attachment in self.attachments.values():
+                if gone or rows:
+                    attachment.apply([r for r, _ in gone], [i for _, i in gone], rows, fetched)
+            self._derived = {}
+            self.token = token
+
+    def attach(self, name: str, build: Callable[[Snapshot], Attachment]) -> Attachment:
+        """The attachment called ``name``, built from the current rows on first use."""
+        found = self.attachments.get(name)
+        if found is None:
+            with self.lock:
+                found = self.attachments.get(name)
+                if found is None:
+                    found = self.attachments[name] = build(self)
+                    self.builders[name] = build
+        return found
 
 
 #: One set shared by every cached behavior that had all fields set (see ``_compact``).
@@ -127,8 +271,7 @@ def _compact(behavior: Behavior) -> Behavior:
 
     A store builds each behavior with every field given, so pydantic keeps a private 17-name set
     per object (~730 bytes: a third of its size). An equal set shared by all behaves the same
-    (an assignment adds a name already in it), and the namespace and topic strings, repeated
-    across thousands of rows, are interned. This keeps the cache under 2 KB per behavior.
+    (an assignment adds a name already in it), and the namespace and topic strings are interned.
     """
     if behavior.__pydantic_fields_set__ == _ALL_FIELDS:
         object.__setattr__(behavior, "__pydantic_fields_set__", _ALL_FIELDS)
@@ -139,79 +282,15 @@ def _compact(behavior: Behavior) -> Behavior:
     return behavior
 
 
-@dataclass(frozen=True, eq=False)
-class Snapshot:
-    """The injectable behaviors of one namespace, sorted by name, with lookups retrievers need."""
+def top_rows(
+    scores: npt.NDArray[np.float32], k: int, floor: float = -np.inf, names: Sequence[str] | None = None
+) -> npt.NDArray[np.intp]:
+    """Positions of the ``k`` best scores ``>= floor``, ordered by ``(-score, name)``.
 
-    behaviors: tuple[Behavior, ...]
-    topic_codes: dict[str, int]  # normalised topic -> code
-    topics: npt.NDArray[np.int32]  # topic code of each row, -1 for none
-    pinned: tuple[int, ...]  # rows of pinned behaviors, in name order
-    _topic_rows: dict[str, npt.NDArray[np.intp]] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def build(cls, behaviors: list[Behavior]) -> Snapshot:
-        allowed = set(INJECTABLE_STATUSES)  # stores filter too; we do not rely on it
-        kept = sorted((_compact(b) for b in behaviors if b.status in allowed), key=lambda b: b.name)
-        codes: dict[str, int] = {}
-        topics = np.full(len(kept), -1, dtype=np.int32)
-        for row, behavior in enumerate(kept):
-            key = normalize_topic(behavior.topic)
-            if key is not None:
-                topics[row] = codes.setdefault(key, len(codes))
-        return cls(
-            behaviors=tuple(kept),
-            topic_codes=codes,
-            topics=topics,
-            pinned=tuple(row for row, b in enumerate(kept) if b.pinned),
-        )
-
-    def __len__(self) -> int:
-        return len(self.behaviors)
-
-    def row_of(self) -> dict[str, int]:
-        """Behavior id -> row (built on demand: only index builds need it)."""
-        return {b.id: row for row, b in enumerate(self.behaviors)}
-
-    def topic_mask(self, topic: str | None) -> npt.NDArray[np.bool_] | None:
-        """Boolean mask of the rows of ``topic``; ``None`` when no topic filter applies."""
-        key = normalize_topic(topic)
-        if key is None:
-            return None
-        code = self.topic_codes.get(key)
-        if code is None:
-            return np.zeros(len(self.behaviors), dtype=bool)
-        mask: npt.NDArray[np.bool_] = self.topics == code
-        return mask
-
-    def topic_rows(self, topic: str | None) -> npt.NDArray[np.intp]:
-        """Rows of ``topic`` in name order (empty for no topic or an unknown one)."""
-        key = normalize_topic(topic)
-        if key is None or key not in self.topic_codes:
-            return np.zeros(0, dtype=np.intp)
-        rows = self._topic_rows.get(key)
-        if rows is None:
-            rows = self._topic_rows[key] = np.flatnonzero(self.topics == self.topic_codes[key])
-        return rows
-
-
-class SnapshotCache(NamespaceCache[Snapshot]):
-    """Snapshots of ``store``'s injectable behaviors, one per namespace, following the change token."""
-
-    def __init__(self, store: HandbookStore) -> None:
-        super().__init__(store, self._load)
-
-    def _load(self, namespace: str, token: int) -> Snapshot:
-        return Snapshot.build(self.store.list_behaviors(namespace, statuses=INJECTABLE_STATUSES))
-
-
-def top_rows(scores: npt.NDArray[np.float32], k: int, floor: float = -np.inf) -> npt.NDArray[np.intp]:
-    """Positions of the ``k`` best scores ``>= floor``, ordered by ``(-score, position)``.
-
-    Exact and stable: among scores tied at the k-th place the smaller positions win (rows are in
-    name order, so the smaller names), where ``np.argpartition`` would pick arbitrarily. Cheap at
-    100k rows: the k-th best of a strided sample is a lower bound for the k-th best of all, so one
-    comparison pass leaves a few hundred candidates, and only those are partitioned and sorted.
+    Exact and stable: among scores tied at the k-th place the smaller names win (the smaller
+    positions when ``names`` is ``None``), where ``np.argpartition`` would pick arbitrarily. Cheap
+    at 100k rows: the k-th best of a strided sample is a lower bound for the k-th best of all, so
+    one comparison pass leaves a few hundred candidates, and only those are partitioned and sorted.
     """
     n = int(scores.shape[0])
     if k <= 0 or n == 0:
@@ -228,6 +307,11 @@ def top_rows(scores: npt.NDArray[np.float32], k: int, floor: float = -np.inf) ->
         kth = values[np.argpartition(values, values.shape[0] - k)[values.shape[0] - k]]
         above = candidates[values > kth]  # fewer than k
         tied = candidates[values == kth]  # ascending positions
+        if names is not None and tied.shape[0] > k - above.shape[0]:
+            tied = np.asarray(sorted(tied.tolist(), key=names.__getitem__), dtype=np.intp)
         candidates = np.concatenate([above, tied[: k - above.shape[0]]])
-    order = np.lexsort((candidates, -scores[candidates]))
-    return candidates[order]
+    if names is None:
+        order = np.lexsort((candidates, -scores[candidates]))
+        return candidates[order]
+    ranked = sorted(candidates.tolist(), key=lambda r: (-float(scores[r]), names[r]))
+    return np.asarray(ranked, dtype=np.intp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..store.base import HandbookStore
 from .base import Retriever, ScoredBehavior
-from .snapshot import SnapshotCache
+from .registry import SnapshotCache
 
 __all__ = ["TopicRetriever"]
 
@@ -25,10 +25,10 @@ class TopicRetriever(Retriever):
 
     def __init__(self, store: HandbookStore, *, snapshots: SnapshotCache | None = None) -> None:
         self.store = store
-        self.snapshots = snapshots or SnapshotCache(store)
+        self.snapshots = snapshots or SnapshotCache.shared(store)
 
     def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if topic is None or k <= 0:
             return []
         snapshot = self.snapshots.get(namespace)
-        return [ScoredBehavior(snapshot.behaviors[r], 1.0, self.source) for r in snapshot.topic_rows(topic)]
+        return [ScoredBehavior(snapshot.behavior(r), 1.0, self.source) for r in snapshot.topic_rows(topic)]

@@ -1,27 +1,37 @@
-"""``VectorIndex``: exact cosine search over one namespace's vectors, in memory.
+"""``VectorIndex``: cosine search over one namespace's vectors, exact below a size and approximate above.
 
-A handbook holds thousands of behaviors, not billions: a brute-force scan of a contiguous float32
-matrix (one matrix-vector product, then an exact top-k selection) takes well under a millisecond
-at 10k rows and is exact, with nothing to tune. The matrix is built from
-``store.vectors(namespace)``, restricted to injectable behaviors, and rebuilt only when the
-namespace's change token moves. Behaviors without a vector are invisible here (lexical finds them).
+Below ``retrieval.ann_threshold`` vectors (50,000 by default) a brute-force scan of a contiguous
+float32 matrix (one matrix-vector product, then an exact top-k) is fast and exact, with nothing to
+tune. From the threshold on, an HNSW index (``ann.AnnIndex``, usearch) answers in a fraction of a
+millisecond; while it is first built (in a background thread) the exact scan keeps answering, and
+a saved index lets a new process skip the build. Either way the vectors are the snapshot's
+"vectors" attachment: a write adds and removes the rows it touched, nothing is rebuilt. Behaviors
+without a vector are invisible here (lexical finds them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmbeddingError
-from ..store.base import HandbookStore
+from ..store.base import ChangeFeed, HandbookStore, RetrievalRows
+from .ann import AnnIndex, find_saved, index_dir, labels_of
 from .base import ScoredBehavior
-from .snapshot import NamespaceCache, Snapshot, SnapshotCache, top_rows
+from .registry import AnnSettings, SnapshotCache, fetch_rows
+from .snapshot import Snapshot, top_rows
 
-__all__ = ["VectorIndex", "cosine_scores"]
+__all__ = ["VectorIndex", "VectorSet", "cosine_scores"]
+
+log = logging.getLogger(__name__)
 
 _VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
+_SAVE_EVERY = 1_000  # vectors changed in an ANN index between two saves
 
 
 def cosine_scores(matrix: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -39,43 +49,277 @@ def cosine_scores(matrix: npt.NDArray[np.float32], query: npt.NDArray[np.float32
     return scores
 
 
-@dataclass(frozen=True, eq=False)
-class _Matrix:
-    snapshot: Snapshot
-    vectors: npt.NDArray[np.float32]  # (m, dim), row i is the vector of snapshot row rows[i]
-    rows: npt.NDArray[np.intp]  # ascending, so matrix order is name order
+def ann_available() -> bool:
+    try:
+        import usearch.index  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _Exact:
+    """Row ``r`` of ``data`` is the vector of snapshot row ``r`` when ``valid[r]``."""
+
+    def __init__(self, dim: int) -> None:
+        self.data = np.zeros((0, dim), dtype=np.float32)
+        self.valid = np.zeros(0, dtype=bool)
+        self._invalid: npt.NDArray[np.intp] | None = None
+
+    def put(self, rows: Sequence[int], matrix: npt.NDArray[np.float32]) -> None:
+        if not len(rows):
+            return
+        top = max(rows) + 1
+        if top > self.data.shape[0]:
+            size = max(top, self.data.shape[0] + self.data.shape[0] // 4, 64)
+            grown = np.zeros((size, self.data.shape[1]), dtype=np.float32)
+            grown[: self.data.shape[0]] = self.data
+            valid = np.zeros(size, dtype=bool)
+            valid[: self.valid.shape[0]] = self.valid
+            self.data, self.valid = grown, valid
+        self.data[list(rows)] = matrix
+        self.valid[list(rows)] = True
+        self._invalid = None
+
+    def drop(self, rows: Sequence[int]) -> None:
+        rows = [r for r in rows if r < self.valid.shape[0]]
+        self.valid[rows] = False
+        self._invalid = None
+
+    def count(self) -> int:
+        return int(np.count_nonzero(self.valid))
+
+    def scores(self, query: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.float32]:
+        m = min(n, self.data.shape[0])
+        scores = np.full(n, -np.inf, dtype=np.float32)
+        scores[:m] = cosine_scores(self.data[:m], query)
+        invalid = self._invalid
+        if invalid is None:
+            invalid = self._invalid = np.flatnonzero(~self.valid[:m])
+        scores[invalid[invalid < m]] = -np.inf
+        return scores
+
+
+class VectorSet:
+    """The snapshot's "vectors" attachment: ``_Exact`` rows, or an ``AnnIndex`` past the threshold."""
+
+    def __init__(self, snapshot: Snapshot, cache: SnapshotCache) -> None:
+        self.snapshot, self.store, self.settings = snapshot, cache.store, cache.ann
+        self.folder: Path | None = index_dir(cache.store) if cache.ann.persist else None
+        self.dim = 0
+        self.exact: _Exact | None = None
+        self.ann: AnnIndex | None = None
+        self.lock = threading.Lock()
+        self._pending: list[tuple[Sequence[int], Sequence[str], Sequence[int], RetrievalRows]] | None = None
+        self._saving = False
+        self._builder: threading.Thread | None = None
+        self.foreign = 0  # vectors of another size seen since the load (a re-embedding)
+        if not self._load_saved():
+            self._load_vectors()
+
+    # --- loading ------------------------------------------------------------------------------
+    def _load_saved(self) -> bool:
+        """Load the newest saved ANN index and catch it up with the change feed; False when there is none to use."""
+        snapshot, store = self.snapshot, self.store
+        saved = find_saved(self.folder, snapshot.namespace) if snapshot.loaded_vectors is None else None
+        if saved is None or not isinstance(store, ChangeFeed) or not ann_available():
+            return False
+        path, dim, token = saved
+        changes = store.changes_since(snapshot.namespace, token) if token <= snapshot.token else None
+        if changes is None:
+            return False
+        try:
+            ann = AnnIndex.load(path, dim, self.settings)
+        except Exception as exc:  # a damaged or foreign file: rebuild from the store
+            log.warning("ignoring the saved vector index %s: %s", path, exc)
+            return False
+        rows = np.flatnonzero(snapshot.live).tolist()
+        ann.map_rows(rows, labels_of([snapshot.ids[r] for r in rows]))
+        ann.remove(labels_of([*changes[1], *changes[2]]))
+        fresh = [i for i in changes[1] if i in snapshot.row_of]
+        if fresh:
+            fetched = fetch_rows(store, snapshot.namespace, ids=fresh, with_vectors=True)
+            self.dim = dim
+            self._add_ann(ann, fetched.vectors)
+        self.ann, self.dim = ann, dim
+        log.info("loaded the vector index of %r from %s (%d vectors)", snapshot.namespace, path, len(ann))
+        return True
+
+    def _load_vectors(self) -> None:
+        snapshot = self.snapshot
+        vectors = snapshot.loaded_vectors or self.store.vectors(snapshot.namespace)
+        ids, matrix = vectors
+        pairs = [(snapshot.row_of[i], j) for j, i in enumerate(ids) if i in snapshot.row_of]
+        if not pairs:
+            return
+        self.dim = int(matrix.shape[1])
+        self.exact = _Exact(self.dim)
+        rows = [r for r, _ in pairs]
+        picks = [j for _, j in pairs]
+        self.exact.put(rows, matrix if picks == list(range(matrix.shape[0])) else matrix[picks])
+        if len(rows) >= self.settings.threshold and ann_available():
+            self._build_ann_in_background(rows)
+
+    def _build_ann_in_background(self, rows: list[int]) -> None:
+        assert self.exact is not None
+        data, namespace = self.exact.data, self.snapshot.namespace
+        self._pending = []
+
+        def build() -> None:
+            try:
+                ann = AnnIndex(self.dim, self.settings)
+                contiguous = rows == list(range(len(rows)))  # a view, not a copy of a large matrix
+                matrix = data[: len(rows)] if contiguous else data[rows]
+                ann.add(rows, labels_of([self.snapshot.ids[r] for r in rows]), matrix, threads=0)
+                with self.lock:
+                    for change in self._pending or []:
+                        self._apply_ann(ann, *change)
+                    self.ann, self.exact, self._pending = ann, None, None
+                    token = self.snapshot.token
+                log.info("built the vector index of %r (%d vectors)", namespace, len(ann))
+                self._save(token)
+            except Exception:  # the exact scan keeps answering
+                log.exception("building the vector index of %r failed", namespace)
+                self._pending = None
+
+        self._builder = threading.Thread(target=build, name=f"bmem-ann-{namespace}", daemon=True)
+        self._builder.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for an index build under way (tests, benches)."""
+        if self._builder is not None:
+            self._builder.join(timeout)
+
+    def _save(self, token: int) -> None:
+        ann = self.ann
+        if self.folder is None or ann is None:
+            return
+        try:
+            path = ann.save(self.folder, self.snapshot.namespace, token)
+            log.info("saved the vector index of %r to %s", self.snapshot.namespace, path)
+        except OSError as exc:
+            log.warning("could not save the vector index of %r: %s", self.snapshot.namespace, exc)
+        finally:
+            self._saving = False
+
+    # --- changes ------------------------------------------------------------------------------
+    def _vectors_by_id(self, fetched: RetrievalRows) -> dict[str, npt.NDArray[np.float32]]:
+        if fetched.vectors is None:
+            return {}
+        ids, matrix = fetched.vectors
+        if not ids:
+            return {}
+        if self.dim and matrix.shape[1] != self.dim:
+            self.foreign += len(ids)  # another embedder's vectors: they take over once they are most
+            return {}
+        return {i: matrix[j] for j, i in enumerate(ids)}
+
+    def _switch_if_outnumbered(self) -> None:
+        """After a re-embedding into another size, load the new vectors once they outnumber the old."""
+        if self.foreign and self.foreign >= self.size():
+            log.info("vectors of %r changed size: loading them again", self.snapshot.namespace)
+            self.exact, self.ann, self.dim, self.foreign = None, None, 0, 0
+            self.snapshot.loaded_vectors = None
+            self._load_vectors()
+
+    def apply(self, dead: Sequence[int], dead_ids: Sequence[str], added: Sequence[int], fetched: RetrievalRows) -> None:
+        with self.lock:
+            self._apply(dead, dead_ids, added, fetched)
+            self._switch_if_outnumbered()
+
+    def _apply(
+        self, dead: Sequence[int], dead_ids: Sequence[str], added: Sequence[int], fetched: RetrievalRows
+    ) -> None:
+        if self.exact is not None:
+            self.exact.drop(dead)
+            vectors = self._vectors_by_id(fetched)
+            pairs = [(r, vectors[i]) for r, i in zip(added, fetched.ids, strict=True) if i in vectors]
+            if pairs:
+                self.exact.put([r for r, _ in pairs], np.stack([v for _, v in pairs]))
+            if self._pending is not None:
+                self._pending.append((dead, dead_ids, added, fetched))
+        elif self.ann is not None:
+            self._apply_ann(self.ann, dead, dead_ids, added, fetched)
+            if self.ann.changed_since_save >= _SAVE_EVERY and not self._saving and self.folder is not None:
+                self._saving = True
+                token = self.snapshot.token
+                threading.Thread(target=self._save, args=(token,), daemon=True).start()
+        else:  # no vector yet: the first ones decide the size
+            vectors = self._vectors_by_id(fetched)
+            if vectors:
+                self.dim = len(next(iter(vectors.values())))
+                self.exact = _Exact(self.dim)
+                pairs = [(r, vectors[i]) for r, i in zip(added, fetched.ids, strict=True) if i in vectors]
+                self.exact.put([r for r, _ in pairs], np.stack([v for _, v in pairs]))
+
+    def _apply_ann(
+        self, ann: AnnIndex, dead: Sequence[int], dead_ids: Sequence[str], added: Sequence[int], fetched: RetrievalRows
+    ) -> None:
+        vectors = self._vectors_by_id(fetched)
+        keep = [(r, i) for r, i in zip(added, fetched.ids, strict=True) if i in vectors]
+        keys = labels_of([i for _, i in keep])
+        matrix = np.stack([vectors[i] for _, i in keep]) if keep else np.zeros((0, self.dim), dtype=np.float32)
+        same = ann.same_vectors(keys, matrix)  # an edit of the text or the status keeps its vector
+        ann.map_rows([r for (r, _), s in zip(keep, same, strict=True) if s], keys[same])
+        ann.add([r for (r, _), s in zip(keep, same, strict=True) if not s], keys[~same], matrix[~same])
+        kept = set(keys.tolist())
+        gone = labels_of(list(dead_ids))
+        ann.remove(gone[[key not in kept for key in gone.tolist()]] if gone.shape[0] else gone)
+
+    def _add_ann(self, ann: AnnIndex, vectors: tuple[list[str], npt.NDArray[np.float32]] | None) -> None:
+        if not vectors or not vectors[0] or vectors[1].shape[1] != self.dim:
+            return
+        ids, matrix = vectors
+        ann.add([self.snapshot.row_of[i] for i in ids], labels_of(ids), matrix)
+
+    # --- searching ----------------------------------------------------------------------------
+    def size(self) -> int:
+        if self.ann is not None:
+            return len(self.ann)
+        return 0 if self.exact is None else self.exact.count()
+
+    def search(
+        self, query: npt.NDArray[np.float32], k: int, floor: float, topic: str | None
+    ) -> list[tuple[int, float]]:
+        """``(row, cosine)`` of the ``k`` nearest rows with cosine ``>= floor``, by ``(-cosine, name)``."""
+        snapshot = self.snapshot
+        ann, exact = self.ann, self.exact
+        if ann is not None:
+            found = [(r, s) for r, s in ann.search(query, k, snapshot, snapshot.topic_code(topic)) if s >= floor]
+            found.sort(key=lambda item: (-item[1], snapshot.names[item[0]]))
+            return found[:k]
+        if exact is None:
+            return []
+        n = snapshot.n
+        scores = exact.scores(query, n)
+        mask = snapshot.topic_mask(topic)
+        if mask is not None:
+            scores = np.where(mask[:n], scores, np.float32(-np.inf))
+        return [(int(r), float(scores[r])) for r in top_rows(scores, k, floor, snapshot.names)]
 
 
 class VectorIndex:
-    """Exact top-k cosine search per namespace; thread-safe; shared snapshots optional."""
+    """Top-k cosine search per namespace over the shared snapshot's vectors; thread-safe."""
 
-    def __init__(self, store: HandbookStore, snapshots: SnapshotCache | None = None) -> None:
+    def __init__(
+        self, store: HandbookStore, snapshots: SnapshotCache | None = None, *, ann: AnnSettings | None = None
+    ) -> None:
         self.store = store
-        self.snapshots = snapshots or SnapshotCache(store)
-        self._cache: NamespaceCache[_Matrix] = NamespaceCache(store, self._build)
+        self.snapshots = snapshots or SnapshotCache.shared(store, ann)
+        self.snapshots.want("vectors", self._build)
 
-    def _build(self, namespace: str, token: int) -> _Matrix:
-        snapshot = self.snapshots.get(namespace, token)
-        ids, matrix = self.store.vectors(namespace)
-        row_of = snapshot.row_of()
-        pairs = sorted((row_of[i], j) for j, i in enumerate(ids) if i in row_of)
-        if not pairs:
-            return _Matrix(snapshot, np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.intp))
-        rows = np.fromiter((r for r, _ in pairs), dtype=np.intp, count=len(pairs))
-        picks = np.fromiter((j for _, j in pairs), dtype=np.intp, count=len(pairs))
-        matrix = np.asarray(matrix, dtype=np.float32)
-        if len(picks) == matrix.shape[0] and np.array_equal(picks, np.arange(len(picks))):
-            vectors = np.ascontiguousarray(matrix)  # already in order: no copy
-        else:
-            vectors = np.ascontiguousarray(matrix[picks])
-        return _Matrix(snapshot, vectors, rows)
+    def _build(self, snapshot: Snapshot) -> VectorSet:
+        return VectorSet(snapshot, self.snapshots)
+
+    def vectors(self, namespace: str) -> tuple[Snapshot, VectorSet]:
+        """The namespace's snapshot and its vectors (loaded on first use)."""
+        snapshot = self.snapshots.get(namespace)
+        vectors = snapshot.attach("vectors", self._build)
+        assert isinstance(vectors, VectorSet)
+        return snapshot, vectors
 
     def size(self, namespace: str) -> int:
-        """Number of searchable vectors in ``namespace`` (builds the index if needed)."""
-        return int(self._matrix(namespace).vectors.shape[0])
-
-    def _matrix(self, namespace: str) -> _Matrix:
-        return self._cache.get(namespace)
+        """Number of searchable vectors in ``namespace`` (loads them if needed)."""
+        return self.vectors(namespace)[1].size()
 
     def search(
         self,
@@ -93,21 +337,17 @@ class VectorIndex:
         """
         if k <= 0:
             return []
-        index = self._matrix(namespace)
-        if index.vectors.shape[0] == 0:
+        snapshot, vectors = self.vectors(namespace)
+        if vectors.size() == 0:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != index.vectors.shape[1]:
+        if query.shape[0] != vectors.dim:
             raise EmbeddingError(
                 f"query vector has {query.shape[0]} dimensions but namespace {namespace!r} stores "
-                f"{index.vectors.shape[1]}: the handbook was embedded by another model; re-embed it"
+                f"{vectors.dim}: the handbook was embedded by another model; re-embed it"
             )
         norm = float(np.linalg.norm(query))
         if norm == 0.0 or not np.isfinite(norm):
             return []
-        scores = cosine_scores(index.vectors, query / norm)
-        mask = index.snapshot.topic_mask(topic)
-        if mask is not None:
-            scores = np.where(mask[index.rows], scores, np.float32(-np.inf))
-        behaviors = index.snapshot.behaviors
-        return [ScoredBehavior(behaviors[index.rows[i]], float(scores[i]), source) for i in top_rows(scores, k, floor)]
+        found = vectors.search(query / norm, k, floor, topic)
+        return [ScoredBehavior(snapshot.behavior(r), score, source) for r, score in found]

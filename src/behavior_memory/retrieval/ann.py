@@ -1,0 +1,232 @@
+"""``AnnIndex``: approximate nearest neighbours (HNSW) for a namespace past ``retrieval.ann_threshold``.
+
+Built on **usearch** (Unum, Apache-2.0, ``pip install "behavior-memory[ann]"``). Why it, and not
+faiss or hnswlib: it adds *and removes* single vectors in place (faiss's HNSW cannot remove; hnswlib
+only marks deletions and has not had a release since 2023), it saves one file a new process loads
+in a fraction of a second (``Index.restore``; ``view=True`` memory-maps it), it stores vectors as
+float16 (half the memory, no recall lost on sentence embeddings), and it ships wheels with no
+system dependency for Linux, macOS and Windows. ``import behavior_memory`` never loads it: this
+module is imported only when a namespace crosses the threshold.
+
+Keys are 64 bits of the behavior id (its first 16 hex digits for our uuid4 ids, a hash otherwise),
+so a saved index stays valid whichever rows a process gives the behaviors. The file is named after
+the namespace, the vector size and the change token it reflects
+(``<handbook.db>.index/<namespace hash>-<dim>d-<token>.usearch``): a process that opens the handbook
+later loads the newest one and applies ``changes_since(token)``; it never rebuilds unless the feed
+no longer reaches back. Filters: the index holds one namespace's injectable behaviors only, so
+namespace and status filters are exact by construction; a topic is over-fetched (in proportion to
+its share of the namespace) and re-checked, and a small topic is searched exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from .registry import AnnSettings
+    from .snapshot import Snapshot
+
+__all__ = ["AnnIndex", "find_saved", "index_dir", "labels_of"]
+
+log = logging.getLogger(__name__)
+
+_CONNECTIVITY = 16  # HNSW's M
+_EXPANSION_ADD = 64  # efConstruction
+_EXACT_TOPIC = 2_048  # a topic with at most this many behaviors is searched exactly
+_SERIAL_START = 2_048  # an index smaller than this grows one insert at a time
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
+_HEX[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+
+
+def _usearch_index() -> Any:
+    try:
+        from usearch.index import Index
+    except ImportError as exc:
+        raise MissingDependencyError("approximate vector search (retrieval.ann_threshold)", "ann") from exc
+    return Index
+
+
+def labels_of(ids: list[str]) -> npt.NDArray[np.uint64]:
+    """The 64-bit key of each behavior id (vectorised for hex ids, hashed for any other)."""
+    if not ids:
+        return np.zeros(0, dtype=np.uint64)
+    raw = np.array([i[:16] for i in ids], dtype="S16")
+    nibbles = _HEX[raw.view(np.uint8).reshape(len(ids), 16)].astype(np.uint64)
+    keys = np.zeros(len(ids), dtype=np.uint64)
+    for column in range(16):
+        keys = (keys << np.uint64(4)) | nibbles[:, column]
+    odd = np.flatnonzero((nibbles == 255).any(axis=1) | (np.char.str_len(raw) < 16))
+    for row in odd.tolist():
+        keys[row] = int.from_bytes(hashlib.blake2b(ids[row].encode(), digest_size=8).digest(), "little")
+    return keys
+
+
+def index_dir(store: object) -> Path | None:
+    """Where a store kept in a file keeps its indexes (``<file>.index``); ``None`` for any other store."""
+    path = getattr(store, "path", None)
+    return Path(f"{path}.index") if isinstance(path, Path) else None
+
+
+def _stem(namespace: str) -> str:
+    return hashlib.sha1(namespace.encode()).hexdigest()[:16]
+
+
+def find_saved(folder: Path | None, namespace: str) -> tuple[Path, int, int] | None:
+    """``(path, dim, token)`` of the newest saved index of ``namespace``, or ``None``."""
+    if folder is None or not folder.is_dir():
+        return None
+    pattern = re.compile(rf"{_stem(namespace)}-(\d+)d-(\d+)\.usearch")
+    found = [(m, p) for p in folder.iterdir() if (m := pattern.fullmatch(p.name))]
+    if not found:
+        return None
+    match, path = max(found, key=lambda item: int(item[0].group(2)))
+    return path, int(match.group(1)), int(match.group(2))
+
+
+class AnnIndex:
+    """HNSW (cosine, float16) over one namespace's vectors, keyed by behavior id; rows from its snapshot."""
+
+    def __init__(self, dim: int, settings: AnnSettings, index: Any | None = None) -> None:
+        self.dim, self.settings = dim, settings
+        self.index = index or _usearch_index()(
+            ndim=dim, metric="ip", dtype="f16", connectivity=_CONNECTIVITY, expansion_add=_EXPANSION_ADD
+        )
+        self.index.expansion_search = settings.ef_search
+        self._row_of: dict[int, int] = {}  # key -> snapshot row
+        self.lock = threading.Lock()  # writers (add, remove, save); searches run beside them
+        self.changed_since_save = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    # --- writing ------------------------------------------------------------------------------
+    def map_rows(self, rows: list[int], keys: npt.NDArray[np.uint64]) -> None:
+        """Point ``keys`` at these snapshot rows (after a load: the index has the vectors already)."""
+        self._row_of.update(zip(keys.tolist(), rows, strict=True))
+
+    def add(
+        self, rows: list[int], keys: npt.NDArray[np.uint64], matrix: npt.NDArray[np.float32], threads: int = 1
+    ) -> None:
+        """Insert (or replace) the vectors of these rows."""
+        if not rows:
+            return
+        with self.lock:
+            present = self.index.contains(keys)
+            if np.any(present):
+                self.index.remove(keys[present])
+            matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+            # Concurrent inserts into a small graph can leave a node unreachable: the first ones go alone.
+            alone = 0 if threads == 1 else max(0, min(len(rows), _SERIAL_START - len(self.index)))
+            if alone:
+                self.index.add(keys[:alone], matrix[:alone], threads=1)
+            if alone < len(rows):
+                self.index.add(keys[alone:], matrix[alone:], threads=threads)
+            self.map_rows(rows, keys)
+            self.changed_since_save += len(rows)
+
+    def remove(self, keys: npt.NDArray[np.uint64]) -> None:
+        """Take these behaviors out (unknown keys are ignored)."""
+        with self.lock:
+            present = keys[self.index.contains(keys)] if keys.shape[0] else keys
+            if present.shape[0]:
+                self.index.remove(present)
+            for key in keys.tolist():
+                self._row_of.pop(key, None)
+            self.changed_since_save += int(keys.shape[0])
+
+    def same_vectors(self, keys: npt.NDArray[np.uint64], matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+        """Whether each key is stored with (the float16 of) this vector already (an edit of the text only)."""
+        same = np.zeros(keys.shape[0], dtype=bool)
+        present: list[int] = np.flatnonzero(self.index.contains(keys)).tolist() if keys.shape[0] else []
+        for i in present:
+            stored = self.index.get(keys[i : i + 1], dtype=np.float32)[0]
+            same[i] = stored is not None and np.array_equal(stored, matrix[i].astype(np.float16).astype(np.float32))
+        return same
+
+    # --- searching ----------------------------------------------------------------------------
+    def search(
+        self, query: npt.NDArray[np.float32], k: int, snapshot: Snapshot, topic_code: int | None
+    ) -> list[tuple[int, float]]:
+        """Up to ``k`` ``(row, cosine)`` pairs, best first (approximately), topic re-checked on each row."""
+        size = len(self.index)
+        if size == 0:
+            return []
+        topics, live = snapshot.topics, snapshot.live
+        if topic_code is not None:
+            members = int(np.count_nonzero((topics == topic_code) & live))
+            if members == 0:
+                return []
+            if members <= _EXACT_TOPIC:
+                return self._exact(query, snapshot, np.flatnonzero((topics == topic_code) & live))
+            want = min(size, k * 2 * -(-size // members))
+        else:
+            members, want = size, k
+        while True:
+            found = self._lookup(self.index.search(query, want, threads=1), snapshot, topic_code)
+            if len(found) >= k or want >= size:
+                return found
+            if topic_code is not None and want >= 8 * k * -(-size // members):
+                return self._exact(query, snapshot, np.flatnonzero((topics == topic_code) & live))
+            want = min(size, want * 4)
+
+    def _lookup(self, matches: Any, snapshot: Snapshot, topic_code: int | None) -> list[tuple[int, float]]:
+        row_of, live, topics, n = self._row_of, snapshot.live, snapshot.topics, snapshot.n
+        found = []
+        for key, distance in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True):
+            row = row_of.get(key)
+            if row is None or row >= n or not live[row] or (topic_code is not None and topics[row] != topic_code):
+                continue
+            found.append((row, 1.0 - float(distance)))  # inner product of unit vectors: the cosine
+        return found
+
+    def _exact(
+        self, query: npt.NDArray[np.float32], snapshot: Snapshot, rows: npt.NDArray[np.intp]
+    ) -> list[tuple[int, float]]:
+        keys = labels_of([snapshot.ids[r] for r in rows.tolist()])
+        vectors = self.index.get(keys, dtype=np.float32)
+        kept = [(int(r), v) for r, v in zip(rows.tolist(), vectors, strict=True) if v is not None]
+        if not kept:
+            return []
+        matrix = np.stack([v for _, v in kept])
+        norms = np.linalg.norm(matrix, axis=1)
+        norms[norms == 0] = 1.0
+        scores = (matrix @ query) / norms
+        return [(row, float(score)) for (row, _), score in zip(kept, scores.tolist(), strict=True)]
+
+    # --- files ---------------------------------------------------------------------------------
+    def save(self, folder: Path, namespace: str, token: int) -> Path:
+        """Write the index as of ``token`` (atomically: a temporary file, then a rename) and drop older ones."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{_stem(namespace)}-{self.dim}d-{token}.usearch"
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with self.lock:
+            self.index.save(str(temporary))
+            self.changed_since_save = 0
+        os.replace(temporary, path)
+        for old in folder.glob(f"{_stem(namespace)}-*.usearch"):
+            if old != path:
+                try:
+                    old.unlink()
+                except OSError:  # another process may have removed it first
+                    pass
+        return path
+
+    @classmethod
+    def load(cls, path: Path, dim: int, settings: AnnSettings) -> AnnIndex:
+        """An index saved by ``save``, read into memory (rows are mapped by the caller)."""
+        index = _usearch_index().restore(str(path))
+        if index is None or index.ndim != dim:
+            raise ValueError(f"{path} is not a usearch index of {dim} dimensions")
+        return cls(dim, settings, index)
