@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
@@ -43,6 +43,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 from psycopg_pool import ConnectionPool, PoolTimeout  # noqa: E402
 
 from .postgres_behaviors import BehaviorQueries  # noqa: E402
+from .postgres_feed import FeedQueries, log_changes  # noqa: E402
 from .postgres_listen import ChangeListener  # noqa: E402
 from .postgres_traces import TraceQueries  # noqa: E402
 
@@ -71,7 +72,7 @@ def spool_name(dsn: str) -> str:
     return "pg-" + hashlib.sha256(redact_dsn(dsn).encode()).hexdigest()[:16]
 
 
-class PostgresStore(BehaviorQueries, TraceQueries):
+class PostgresStore(BehaviorQueries, TraceQueries, FeedQueries):
     """A handbook in a PostgreSQL database with pgvector (see the module docstring).
 
     ``dsn`` is a libpq connection string or ``postgresql://`` URL; tables go to the first schema
@@ -274,8 +275,9 @@ class PostgresStore(BehaviorQueries, TraceQueries):
     def _read(self, fn: Callable[[Conn], T]) -> T:
         return self._run(fn, write=False)
 
-    def _bump(self, conn: Conn, namespace: str) -> int:
-        """Move the namespace's change token, and tell every listener once this transaction commits."""
+    def _bump(self, conn: Conn, namespace: str, changed: Collection[str] = (), deleted: Collection[str] = ()) -> int:
+        """Move the namespace's change token, log the ids that moved it (the change feed), and tell
+        every listener once this transaction commits."""
         row = conn.execute(
             "WITH v AS (INSERT INTO namespace_versions (namespace, version) VALUES (%s, 1) "
             "ON CONFLICT (namespace) DO UPDATE SET version = namespace_versions.version + 1 RETURNING version) "
@@ -283,6 +285,7 @@ class PostgresStore(BehaviorQueries, TraceQueries):
             (namespace, self.channel, namespace),
         ).fetchone()
         assert row is not None
+        log_changes(conn, namespace, int(row[0]), changed, deleted)
         return int(row[0])
 
     def _after_bump(self, namespace: str, token: int) -> None:

@@ -6,7 +6,7 @@ store itself (``postgres.py``) provides it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -46,7 +46,7 @@ class PostgresBase:
     def _read(self, fn: Callable[[Conn], T]) -> T:
         raise NotImplementedError
 
-    def _bump(self, conn: Conn, namespace: str) -> int:
+    def _bump(self, conn: Conn, namespace: str, changed: Collection[str] = (), deleted: Collection[str] = ()) -> int:
         raise NotImplementedError
 
     def _after_bump(self, namespace: str, token: int) -> None:
@@ -97,7 +97,7 @@ class BehaviorQueries(PostgresBase):
             except pgerrors.UniqueViolation as exc:
                 clash = next((b for b, _ in items if b.name in str(exc.diag.message_detail or "")), items[0][0])
                 raise _taken(clash) from exc
-            return {ns: self._bump(conn, ns) for ns in namespaces}
+            return {ns: self._bump(conn, ns, [b.id for b, _ in items if b.namespace == ns]) for ns in namespaces}
 
         for namespace, token in self._run(insert).items():
             self._after_bump(namespace, token)
@@ -142,7 +142,7 @@ class BehaviorQueries(PostgresBase):
                     f"now {found[0]}); read it again and retry",
                     version=int(found[0]),
                 )
-            return behavior_from_row(row), self._bump(conn, updated.namespace)
+            return behavior_from_row(row), self._bump(conn, updated.namespace, [updated.id])
 
         stored, token = self._run(update)
         self._after_bump(updated.namespace, token)
@@ -155,7 +155,7 @@ class BehaviorQueries(PostgresBase):
         def write(conn: Conn) -> int:
             with conn.cursor() as cur:
                 cur.executemany("UPDATE behaviors SET embedding = %s WHERE id = %s AND namespace = %s", rows)
-            return self._bump(conn, namespace)
+            return self._bump(conn, namespace, [bid for _, bid, _ in rows])
 
         self._after_bump(namespace, self._run(write))
         self._vectors_written(v for v, _, _ in rows)
@@ -168,7 +168,7 @@ class BehaviorQueries(PostgresBase):
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no behavior {key!r} in namespace {namespace!r}")
-            return self._bump(conn, namespace)
+            return self._bump(conn, namespace, deleted=[row[0]])
 
         self._after_bump(namespace, self._run(delete))
 

@@ -97,6 +97,19 @@ MIGRATIONS: list[str] = [
         value text NOT NULL
     );
     """,
+    # 2: the change feed (``postgres_feed``): which behaviors each write touched (the token that moved,
+    # the ids, whether deleted), and feed_floor: the oldest token it reaches back to
+    """
+    CREATE TABLE behavior_changes (
+        namespace   text COLLATE "C" NOT NULL,
+        token       bigint NOT NULL,
+        behavior_id text COLLATE "C" NOT NULL,
+        deleted     boolean NOT NULL,
+        PRIMARY KEY (namespace, token, behavior_id)
+    );
+    ALTER TABLE namespace_versions ADD COLUMN feed_floor bigint NOT NULL DEFAULT 0;
+    UPDATE namespace_versions SET feed_floor = version;
+    """,
 ]
 
 
