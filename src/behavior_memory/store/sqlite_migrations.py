@@ -92,4 +92,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE namespace_versions ADD COLUMN feed_floor INTEGER NOT NULL DEFAULT 0;
     UPDATE namespace_versions SET feed_floor = version;
     """,
+    # 4: "newest traces first" across every namespace (bmem traces list --all-namespaces) without
+    # sorting them all: 15 ms at 100k traces before, well under 1 ms after
+    """
+    CREATE INDEX traces_all_newest ON traces (created_at DESC, id);
+    """,
 ]
