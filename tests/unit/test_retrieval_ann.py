@@ -98,7 +98,9 @@ def test_ann_follows_puts_status_changes_and_deletes() -> None:
     assert search(index, q, k=1) == ["behavior_exact_hit"]
     store.delete_behavior("default", hit.id)
     assert "behavior_exact_hit" not in search(index, q, k=50)
-    assert vs.ann is not None and len(vs.ann) == N
+    vs.flush()  # the writer thread has caught up: the index holds what the store holds
+    assert vs.ann is not None and len(vs.ann) == N and not vs._fresh
+    assert search(index, q, k=1) != ["behavior_exact_hit"]
 
 
 def test_a_saved_index_is_loaded_and_caught_up_by_a_new_process(tmp_path: Path) -> None:
@@ -123,6 +125,9 @@ def test_a_saved_index_is_loaded_and_caught_up_by_a_new_process(tmp_path: Path) 
     exact, _ = ready(reopened, EXACT)
     for probe in vectors(20, seed=13):
         same_answers(index, exact, probe)
+    loaded.flush()  # it was memory-mapped; the writer thread took a copy to catch up with the two writes
+    assert loaded.ann.path is None and not loaded._fresh
+    assert search(index, q, k=1) == ["behavior_late"]
 
 
 def test_retrieval_before_the_index_is_built_is_exact(tmp_path: Path) -> None:

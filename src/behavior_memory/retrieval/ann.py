@@ -98,8 +98,9 @@ def find_saved(folder: Path | None, namespace: str) -> tuple[Path, int, int] | N
 class AnnIndex:
     """HNSW (cosine, float16) over one namespace's vectors, keyed by behavior id; rows from its snapshot."""
 
-    def __init__(self, dim: int, settings: AnnSettings, index: Any | None = None) -> None:
+    def __init__(self, dim: int, settings: AnnSettings, index: Any | None = None, *, path: Path | None = None) -> None:
         self.dim, self.settings = dim, settings
+        self.path = path  # the file a viewed index maps (read-only until ``mutable``)
         self.index = index or _usearch_index()(
             ndim=dim, metric="ip", dtype="f16", connectivity=_CONNECTIVITY, expansion_add=_EXPANSION_ADD
         )
@@ -224,9 +225,18 @@ class AnnIndex:
         return path
 
     @classmethod
-    def load(cls, path: Path, dim: int, settings: AnnSettings) -> AnnIndex:
-        """An index saved by ``save``, read into memory (rows are mapped by the caller)."""
-        index = _usearch_index().restore(str(path))
+    def load(cls, path: Path, dim: int, settings: AnnSettings, *, view: bool = False) -> AnnIndex:
+        """An index saved by ``save``: read into memory, or with ``view`` memory-mapped (instant,
+        read-only, shared with other processes). Rows are mapped by the caller."""
+        index = _usearch_index().restore(str(path), view=view)
         if index is None or index.ndim != dim:
             raise ValueError(f"{path} is not a usearch index of {dim} dimensions")
-        return cls(dim, settings, index)
+        return cls(dim, settings, index, path=path if view else None)
+
+    def mutable(self) -> AnnIndex:
+        """This index as one that takes writes: itself, or for a viewed one a copy read into memory."""
+        if self.path is None:
+            return self
+        copy = AnnIndex.load(self.path, self.dim, self.settings)
+        copy._row_of = dict(self._row_of)
+        return copy

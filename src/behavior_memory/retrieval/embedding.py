@@ -63,6 +63,8 @@ class EmbeddingRetriever(Retriever):
     ) -> None:
         self.store, self.embedder, self.floor, self.fallback = store, embedder, floor, fallback
         self.index = index or VectorIndex(store, snapshots, ann=ann)
+        # a runtime protocol check costs tens of microseconds: once, not per query
+        self._server = store if isinstance(store, VectorSearch) else None
         self.query_cache = query_cache
         self._queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
@@ -113,8 +115,8 @@ class EmbeddingRetriever(Retriever):
         self, vector: npt.ArrayLike, *, namespace: str, k: int, topic: str | None = None
     ) -> list[ScoredBehavior]:
         """Like ``retrieve`` for a query already embedded by the same embedder."""
-        if isinstance(self.store, VectorSearch):
-            return self._search_on_server(self.store, vector, namespace=namespace, k=k, topic=topic)
+        if self._server is not None:
+            return self._search_on_server(self._server, vector, namespace=namespace, k=k, topic=topic)
         return self.index.search(namespace, vector, k, floor=self.floor, topic=topic, source=self.source)
 
     def _search_on_server(

@@ -178,6 +178,7 @@ class BM25Retriever(Retriever):
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         self.store, self.k1, self.b = store, k1, b
         self.snapshots = snapshots or SnapshotCache.shared(store)
+        self._server = store if isinstance(store, TextSearch) else None  # checked once: it is slow
 
     def scores(self, query: str, namespace: str) -> tuple[Snapshot, npt.NDArray[np.float32]]:
         """BM25 score of every row of ``namespace``'s snapshot (0 for rows no longer current)."""
@@ -189,8 +190,8 @@ class BM25Retriever(Retriever):
     def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:
             return []
-        if isinstance(self.store, TextSearch):
-            return self._search_on_server(self.store, query, namespace=namespace, k=k, topic=topic)
+        if self._server is not None:
+            return self._search_on_server(self._server, query, namespace=namespace, k=k, topic=topic)
         snapshot, scores = self.scores(query, namespace)
         mask = snapshot.topic_mask(topic)
         if mask is not None:

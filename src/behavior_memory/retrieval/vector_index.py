@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,6 +115,11 @@ class VectorSet:
         self._saving = False
         self._builder: threading.Thread | None = None
         self.foreign = 0  # vectors of another size seen since the load (a re-embedding)
+        self._fresh: dict[int, npt.NDArray[np.float32]] = {}  # row -> vector not in the HNSW index yet
+        self._fresh_matrix: tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]] | None = None
+        self._queue: deque[tuple[list[str], list[tuple[int, str, npt.NDArray[np.float32]]]]] = deque()
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
         if not self._load_saved():
             self._load_vectors()
 
@@ -127,21 +134,22 @@ class VectorSet:
         changes = store.changes_since(snapshot.namespace, token) if token <= snapshot.token else None
         if changes is None:
             return False
-        try:
-            ann = AnnIndex.load(path, dim, self.settings)
+        try:  # memory-mapped: no copy, no wait; the writer thread reads a copy it can change
+            ann = AnnIndex.load(path, dim, self.settings, view=True)
         except Exception as exc:  # a damaged or foreign file: rebuild from the store
             log.warning("ignoring the saved vector index %s: %s", path, exc)
             return False
-        rows = np.flatnonzero(snapshot.live).tolist()
+        touched = {*changes[1], *changes[2]}  # written since the file: their entries there may be stale
+        rows = [r for r in np.flatnonzero(snapshot.live).tolist() if snapshot.ids[r] not in touched]
         ann.map_rows(rows, labels_of([snapshot.ids[r] for r in rows]))
-        ann.remove(labels_of([*changes[1], *changes[2]]))
-        fresh = [i for i in changes[1] if i in snapshot.row_of]
-        if fresh:
-            fetched = fetch_rows(store, snapshot.namespace, ids=fresh, with_vectors=True)
-            self.dim = dim
-            self._add_ann(ann, fetched.vectors)
         self.ann, self.dim = ann, dim
-        log.info("loaded the vector index of %r from %s (%d vectors)", snapshot.namespace, path, len(ann))
+        if touched:
+            fresh = [i for i in changes[1] if i in snapshot.row_of]
+            fetched = fetch_rows(store, snapshot.namespace, ids=fresh, with_vectors=True) if fresh else None
+            vectors = self._vectors_by_id(fetched) if fetched is not None else {}
+            added = [snapshot.row_of[i] for i in vectors]
+            self._defer_vectors(sorted(touched), [(r, i, vectors[i]) for r, i in zip(added, vectors, strict=True)])
+        log.info("mapped the vector index of %r from %s (%d vectors)", snapshot.namespace, path, len(ann))
         return True
 
     def _load_vectors(self) -> None:
@@ -238,11 +246,7 @@ class VectorSet:
             if self._pending is not None:
                 self._pending.append((dead, dead_ids, added, fetched))
         elif self.ann is not None:
-            self._apply_ann(self.ann, dead, dead_ids, added, fetched)
-            if self.ann.changed_since_save >= _SAVE_EVERY and not self._saving and self.folder is not None:
-                self._saving = True
-                token = self.snapshot.token
-                threading.Thread(target=self._save, args=(token,), daemon=True).start()
+            self._defer(dead, dead_ids, added, fetched)
         else:  # no vector yet: the first ones decide the size
             vectors = self._vectors_by_id(fetched)
             if vectors:
@@ -255,21 +259,91 @@ class VectorSet:
         self, ann: AnnIndex, dead: Sequence[int], dead_ids: Sequence[str], added: Sequence[int], fetched: RetrievalRows
     ) -> None:
         vectors = self._vectors_by_id(fetched)
-        keep = [(r, i) for r, i in zip(added, fetched.ids, strict=True) if i in vectors]
-        keys = labels_of([i for _, i in keep])
-        matrix = np.stack([vectors[i] for _, i in keep]) if keep else np.zeros((0, self.dim), dtype=np.float32)
+        self._write_ann(
+            ann, list(dead_ids), [(r, i, vectors[i]) for r, i in zip(added, fetched.ids, strict=True) if i in vectors]
+        )
+
+    def _write_ann(
+        self, ann: AnnIndex, dead_ids: list[str], new: list[tuple[int, str, npt.NDArray[np.float32]]]
+    ) -> None:
+        keys = labels_of([i for _, i, _ in new])
+        matrix = np.stack([v for _, _, v in new]) if new else np.zeros((0, self.dim), dtype=np.float32)
         same = ann.same_vectors(keys, matrix)  # an edit of the text or the status keeps its vector
-        ann.map_rows([r for (r, _), s in zip(keep, same, strict=True) if s], keys[same])
-        ann.add([r for (r, _), s in zip(keep, same, strict=True) if not s], keys[~same], matrix[~same])
+        ann.map_rows([r for (r, _, _), s in zip(new, same, strict=True) if s], keys[same])
+        ann.add([r for (r, _, _), s in zip(new, same, strict=True) if not s], keys[~same], matrix[~same])
         kept = set(keys.tolist())
-        gone = labels_of(list(dead_ids))
+        gone = labels_of(dead_ids)
         ann.remove(gone[[key not in kept for key in gone.tolist()]] if gone.shape[0] else gone)
 
-    def _add_ann(self, ann: AnnIndex, vectors: tuple[list[str], npt.NDArray[np.float32]] | None) -> None:
-        if not vectors or not vectors[0] or vectors[1].shape[1] != self.dim:
-            return
-        ids, matrix = vectors
-        ann.add([self.snapshot.row_of[i] for i in ids], labels_of(ids), matrix)
+    # --- writes to the HNSW index, off the request path -----------------------------------------------
+    def _defer(
+        self, dead: Sequence[int], dead_ids: Sequence[str], added: Sequence[int], fetched: RetrievalRows
+    ) -> None:
+        """A change to an HNSW namespace: its new vectors are searched exactly (``_fresh``) until the
+        writer thread has put them into the index; a dead row is skipped by every search already."""
+        vectors = self._vectors_by_id(fetched)
+        new = [(r, i, vectors[i]) for r, i in zip(added, fetched.ids, strict=True) if i in vectors]
+        fresh = dict(self._fresh)
+        for row in dead:
+            fresh.pop(row, None)
+        self._fresh = fresh
+        self._defer_vectors(list(dead_ids), new)
+
+    def _defer_vectors(self, dead_ids: list[str], new: list[tuple[int, str, npt.NDArray[np.float32]]]) -> None:
+        fresh = dict(self._fresh)
+        fresh.update((r, v) for r, _, v in new)
+        self._fresh, self._fresh_matrix = fresh, None
+        self._queue.append((dead_ids, new))
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="bmem-ann-writer", daemon=True)
+            self._writer.start()
+        self._wake.set()
+
+    def _write_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self.ann is not None and self.ann.path is not None:  # a mapped file: take a copy to change
+                try:
+                    self.ann = self.ann.mutable()
+                except Exception:
+                    log.exception("reading the vector index of %r failed", self.snapshot.namespace)
+                    continue
+            while self._queue:
+                dead_ids, new = self._queue[0]
+                ann = self.ann
+                try:
+                    if ann is not None:
+                        self._write_ann(ann, dead_ids, new)
+                except Exception:  # the exact side list keeps answering for these rows
+                    log.exception("updating the vector index of %r failed", self.snapshot.namespace)
+                    continue
+                finally:
+                    self._queue.popleft()
+                with self.lock:
+                    fresh = dict(self._fresh)
+                    for r, _, _ in new:
+                        fresh.pop(r, None)
+                    self._fresh, self._fresh_matrix = fresh, None
+            ann = self.ann
+            if ann is not None and ann.changed_since_save >= _SAVE_EVERY and self.folder is not None:
+                self._save(self.snapshot.token)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until the writer thread has put every change into the HNSW index (tests, benches)."""
+        deadline = time.monotonic() + timeout
+        while (self._queue or self._fresh) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _fresh_rows(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]] | None:
+        fresh = self._fresh
+        if not fresh:
+            return None
+        cached = self._fresh_matrix
+        if cached is None or cached[0].shape[0] != len(fresh):
+            rows = np.fromiter(fresh.keys(), dtype=np.intp, count=len(fresh))
+            cached = self._fresh_matrix = (rows, np.stack(list(fresh.values())))
+        return cached
 
     # --- searching ----------------------------------------------------------------------------
     def size(self) -> int:
@@ -284,7 +358,15 @@ class VectorSet:
         snapshot = self.snapshot
         ann, exact = self.ann, self.exact
         if ann is not None:
-            found = [(r, s) for r, s in ann.search(query, k, snapshot, snapshot.topic_code(topic)) if s >= floor]
+            code = snapshot.topic_code(topic)
+            best = dict(ann.search(query, k, snapshot, code))
+            fresh = self._fresh_rows()
+            if fresh is not None:  # changed rows the writer thread has not put into the index yet
+                rows, matrix = fresh
+                ok = snapshot.live[rows] if code is None else snapshot.live[rows] & (snapshot.topics[rows] == code)
+                for row, score in zip(rows[ok].tolist(), cosine_scores(matrix[ok], query).tolist(), strict=True):
+                    best[row] = score
+            found = [(r, s) for r, s in best.items() if s >= floor]
             found.sort(key=lambda item: (-item[1], snapshot.names[item[0]]))
             return found[:k]
         if exact is None:

@@ -143,9 +143,16 @@ def behavior_from_row(row: Sequence[Any]) -> Behavior:
     )
 
 
+_FIELDS = frozenset(Behavior.model_fields)
+
+
 def record_to_behavior(namespace: str, row: Sequence[Any]) -> Behavior:
-    """The ``Behavior`` of a row read with ``RETRIEVAL_COLUMNS``."""
-    return Behavior.model_construct(
+    """The ``Behavior`` of a row read with ``RETRIEVAL_COLUMNS``.
+
+    Every field is given, so this is what ``Behavior.model_construct`` does without its per-field
+    loop (a tenth of the time: retrieval builds one for each behavior it returns).
+    """
+    values = dict(
         id=row[0],
         namespace=namespace,
         name=row[1],
@@ -166,6 +173,12 @@ def record_to_behavior(namespace: str, row: Sequence[Any]) -> Behavior:
         last_used_at=datetime.fromisoformat(row[15]) if row[15] else None,
         metadata=json.loads(row[16]) if row[16] else {},
     )
+    behavior = Behavior.__new__(Behavior)
+    object.__setattr__(behavior, "__dict__", values)
+    object.__setattr__(behavior, "__pydantic_fields_set__", set(_FIELDS))
+    object.__setattr__(behavior, "__pydantic_extra__", None)
+    object.__setattr__(behavior, "__pydantic_private__", None)
+    return behavior
 
 
 # --- the change feed -------------------------------------------------------------------------------
