@@ -20,7 +20,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ..store.base import ChangeFeed, HandbookStore, RetrievalRows, default_retrieval_rows
 from ..types import INJECTABLE_STATUSES
@@ -42,11 +42,21 @@ class AnnSettings:
 
 
 def fetch_rows(
-    store: HandbookStore, namespace: str, *, ids: list[str] | None = None, with_vectors: bool = False
+    store: HandbookStore,
+    namespace: str,
+    *,
+    ids: list[str] | None = None,
+    with_vectors: bool = False,
+    feed: bool | None = None,
 ) -> RetrievalRows:
-    """The injectable behaviors of ``namespace`` as columns: the store's ``retrieval_rows`` or the default."""
-    if isinstance(store, ChangeFeed):
-        return store.retrieval_rows(namespace, statuses=INJECTABLE_STATUSES, ids=ids, with_vectors=with_vectors)
+    """The injectable behaviors of ``namespace`` as columns: the store's ``retrieval_rows`` or the default.
+
+    ``feed`` says whether ``store`` is a ``ChangeFeed`` when the caller knows (a runtime protocol
+    check costs about 0.1 ms).
+    """
+    if feed if feed is not None else isinstance(store, ChangeFeed):
+        feeder = cast(ChangeFeed, store)
+        return feeder.retrieval_rows(namespace, statuses=INJECTABLE_STATUSES, ids=ids, with_vectors=with_vectors)
     return default_retrieval_rows(store, namespace, statuses=INJECTABLE_STATUSES, ids=ids, with_vectors=with_vectors)
 
 
@@ -61,6 +71,7 @@ class SnapshotCache:
 
     def __init__(self, store: HandbookStore, *, ann: AnnSettings | None = None) -> None:
         self.store = store
+        self.feed = isinstance(store, ChangeFeed)  # once: a runtime protocol check is slow
         self.ann = ann or AnnSettings()
         self._entries: dict[str, Snapshot] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -114,15 +125,19 @@ class SnapshotCache:
                 return self._load(namespace, token)
             if snapshot.token >= token or namespace in self._rebuilding:
                 return snapshot
-            if not isinstance(self.store, ChangeFeed):
+            if not self.feed:
                 return self._load(namespace, token)
-            changes = self.store.changes_since(namespace, snapshot.token)
+            changes = cast(ChangeFeed, self.store).changes_since(namespace, snapshot.token)
             if changes is None or self._too_big(snapshot, changes[1], changes[2]):
                 self._rebuild_in_background(namespace, snapshot)
                 return snapshot
             new_token, changed, deleted = changes
             with_vectors = "vectors" in snapshot.attachments
-            fetched = fetch_rows(self.store, namespace, ids=changed, with_vectors=with_vectors) if changed else None
+            fetched = (
+                fetch_rows(self.store, namespace, ids=changed, with_vectors=with_vectors, feed=True)
+                if changed
+                else None
+            )
             snapshot.apply(new_token, [*changed, *deleted], fetched or _empty(snapshot))
             self.applies += 1
             if snapshot.dead > max(1024, len(snapshot) // 4):
@@ -149,7 +164,8 @@ class SnapshotCache:
         # vectors come with the rows in the same scan, unless a saved ANN index will bring them
         saved = find_saved(index_dir(self.store), namespace) if self.ann.persist else None
         with_vectors = "vectors" in self.wanted and saved is None
-        snapshot = Snapshot(namespace, token, fetch_rows(self.store, namespace, with_vectors=with_vectors))
+        rows = fetch_rows(self.store, namespace, with_vectors=with_vectors, feed=self.feed)
+        snapshot = Snapshot(namespace, token, rows)
         self.builds += 1
         for name, build in self.wanted.items():
             snapshot.attach(name, build)

@@ -145,7 +145,7 @@ class VectorSet:
         self.ann, self.dim = ann, dim
         if touched:
             fresh = [i for i in changes[1] if i in snapshot.row_of]
-            fetched = fetch_rows(store, snapshot.namespace, ids=fresh, with_vectors=True) if fresh else None
+            fetched = fetch_rows(store, snapshot.namespace, ids=fresh, with_vectors=True, feed=True) if fresh else None
             vectors = self._vectors_by_id(fetched) if fetched is not None else {}
             added = [snapshot.row_of[i] for i in vectors]
             self._defer_vectors(sorted(touched), [(r, i, vectors[i]) for r, i in zip(added, vectors, strict=True)])
@@ -302,6 +302,9 @@ class VectorSet:
     def _write_loop(self) -> None:
         while True:
             self._wake.wait()
+            # let the request that queued the change finish first (this thread's Python work would
+            # hold the interpreter meanwhile), and gather the writes that follow it
+            time.sleep(0.005)
             self._wake.clear()
             if self.ann is not None and self.ann.path is not None:  # a mapped file: take a copy to change
                 try:
@@ -428,7 +431,8 @@ class VectorIndex:
                 f"query vector has {query.shape[0]} dimensions but namespace {namespace!r} stores "
                 f"{vectors.dim}: the handbook was embedded by another model; re-embed it"
             )
-        norm = float(np.linalg.norm(query))
+        # not np.linalg.norm: its BLAS dot waits for busy cores (see ``cosine_scores``)
+        norm = float(np.sqrt(cosine_scores(query[None, :], query)[0]))
         if norm == 0.0 or not np.isfinite(norm):
             return []
         found = vectors.search(query / norm, k, floor, topic)
