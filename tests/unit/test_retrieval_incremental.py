@@ -197,3 +197,19 @@ def test_query_embeddings_are_cached_per_text(store: HandbookStore) -> None:
     for query in ["one", "one", "two", "one", "three", "two"]:
         assert names(retriever.retrieve(query, namespace="default", k=1)) == ["aa"]
     assert calls == ["one", "two", "three", "two"]  # "two" fell out of the 2-entry LRU
+
+
+def test_a_large_handbook_opens_on_its_columns_and_reads_records_as_needed(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "h.db")
+    store.put_behaviors([(behavior(f"b{i:02d}", f"zebra number {i}"), unit(1, i, 0, 0)) for i in range(30)])
+    snapshots = SnapshotCache(store)
+    snapshot = snapshots.get("default")
+    assert snapshot.records.count(None) > 0 or snapshot.fetch_records is not None  # columns first
+    bm25 = BM25Retriever(store, snapshots=snapshots)
+    hits = bm25.retrieve("zebra 7", namespace="default", k=3)
+    assert hits[0].behavior == store.get_behavior("default", "behavior_b07")  # the whole record, read by id
+    for _ in range(100):  # the background read fills in the rest
+        if None not in snapshot.records:
+            break
+        time.sleep(0.01)
+    assert None not in snapshot.records

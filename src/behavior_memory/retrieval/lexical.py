@@ -198,7 +198,7 @@ class BM25Retriever(Retriever):
             scores[~mask[: scores.shape[0]]] = 0.0
         # a score of 0 shares no term with the query (a float32 bound: a float64 one would round to 0)
         rows = top_rows(scores, k, floor=float(np.finfo(np.float32).tiny), names=snapshot.names)
-        return [ScoredBehavior(snapshot.behavior(r), float(scores[r]), self.source) for r in rows]
+        return [ScoredBehavior(b, float(scores[r]), self.source) for r, b in snapshot.materialized(rows.tolist())]
 
     def _search_on_server(
         self, store: TextSearch, query: str, *, namespace: str, k: int, topic: str | None

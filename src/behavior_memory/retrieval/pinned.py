@@ -29,7 +29,7 @@ class PinnedFirstRetriever(Retriever):
         self.snapshots = snapshots or SnapshotCache.shared(store)
 
     def _merge(self, snapshot: Snapshot, found: list[ScoredBehavior]) -> list[ScoredBehavior]:
-        pinned = [ScoredBehavior(snapshot.behavior(r), 1.0, self.source) for r in snapshot.pinned()]
+        pinned = [ScoredBehavior(b, 1.0, self.source) for _, b in snapshot.materialized(snapshot.pinned())]
         names = {item.behavior.name for item in pinned}
         return pinned + [item for item in found if item.behavior.name not in names]
 

@@ -20,6 +20,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, cast
 
 from ..store.base import ChangeFeed, HandbookStore, RetrievalRows, default_retrieval_rows
@@ -48,6 +49,7 @@ def fetch_rows(
     ids: list[str] | None = None,
     with_vectors: bool = False,
     feed: bool | None = None,
+    records: bool = True,
 ) -> RetrievalRows:
     """The injectable behaviors of ``namespace`` as columns: the store's ``retrieval_rows`` or the default.
 
@@ -56,7 +58,9 @@ def fetch_rows(
     """
     if feed if feed is not None else isinstance(store, ChangeFeed):
         feeder = cast(ChangeFeed, store)
-        return feeder.retrieval_rows(namespace, statuses=INJECTABLE_STATUSES, ids=ids, with_vectors=with_vectors)
+        return feeder.retrieval_rows(
+            namespace, statuses=INJECTABLE_STATUSES, ids=ids, with_vectors=with_vectors, records=records
+        )
     return default_retrieval_rows(store, namespace, statuses=INJECTABLE_STATUSES, ids=ids, with_vectors=with_vectors)
 
 
@@ -164,13 +168,20 @@ class SnapshotCache:
         # vectors come with the rows in the same scan, unless a saved ANN index will bring them
         saved = find_saved(index_dir(self.store), namespace) if self.ann.persist else None
         with_vectors = "vectors" in self.wanted and saved is None
-        rows = fetch_rows(self.store, namespace, with_vectors=with_vectors, feed=self.feed)
+        # only the columns: the records (for the Behaviors a query returns) follow in the background
+        rows = fetch_rows(self.store, namespace, with_vectors=with_vectors, feed=self.feed, records=False)
         snapshot = Snapshot(namespace, token, rows)
+        snapshot.fetch_records = partial(self._records, namespace)
+        if rows.records and rows.records[0] is None:
+            threading.Thread(target=snapshot.fill_records, name=f"bmem-records-{namespace}", daemon=True).start()
         self.builds += 1
         for name, build in self.wanted.items():
             snapshot.attach(name, build)
         snapshot.loaded_vectors = None  # the matrix went to the vector attachment; let it go
         return snapshot
+
+    def _records(self, namespace: str, ids: list[str] | None) -> RetrievalRows:
+        return fetch_rows(self.store, namespace, ids=ids, feed=self.feed)
 
     def _rebuild_in_background(self, namespace: str, old: Snapshot) -> None:
         if namespace in self._rebuilding:

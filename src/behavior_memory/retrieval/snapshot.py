@@ -130,6 +130,8 @@ class Snapshot:
         self.loaded_vectors: Vectors | None = rows.vectors
         self.lock = threading.RLock()  # attaching and applying; readers never take it
         self._behaviors: dict[int, Behavior] = {}
+        #: reads records by id (all of them with ``None``) when the rows came without them
+        self.fetch_records: Callable[[list[str] | None], RetrievalRows] | None = None
         self._derived: dict[Any, Any] = {}  # name-ordered rows per topic, pinned, dead rows; cleared on apply
         self._append(rows)
 
@@ -151,12 +153,47 @@ class Snapshot:
 
     def behavior(self, row: int) -> Behavior:
         """The ``Behavior`` of ``row``, made from the store's record on first use."""
-        found = self._behaviors.get(row)
-        if found is None:
-            if len(self._behaviors) >= _BEHAVIOR_CACHE:
-                self._behaviors.clear()
-            found = self._behaviors[row] = _compact(self.materialize(self.records[row]))
-        return found
+        found = self.materialized([row])
+        if not found:
+            raise LookupError(f"behavior {self.ids[row]!r} is no longer in the store")
+        return found[0][1]
+
+    def materialized(self, rows: Sequence[int]) -> list[tuple[int, Behavior]]:
+        """``(row, Behavior)`` for each of ``rows``; records not read yet are read in one go (a row
+        whose behavior left the store meanwhile is left out: the change feed will say so)."""
+        cache, records = self._behaviors, self.records
+        missing = [r for r in rows if r not in cache and records[r] is None]
+        if missing and self.fetch_records is not None:
+            fetched = self.fetch_records([self.ids[r] for r in missing])
+            by_id = dict(zip(fetched.ids, fetched.records, strict=True))
+            for r in missing:
+                records[r] = by_id.get(self.ids[r])
+        out = []
+        for r in rows:
+            found = cache.get(r)
+            if found is None:
+                record = records[r]
+                if record is None:
+                    continue
+                if len(cache) >= _BEHAVIOR_CACHE:
+                    cache.clear()
+                found = cache[r] = _compact(self.materialize(record))
+            out.append((r, found))
+        return out
+
+    def fill_records(self) -> None:
+        """Read every record the load left out (in a background thread: queries need not wait)."""
+        if self.fetch_records is None:
+            return
+        try:
+            fetched = self.fetch_records(None)
+        except Exception:  # queries read the records they need one by one instead
+            return
+        records, row_of = self.records, self.row_of
+        for behavior_id, record in zip(fetched.ids, fetched.records, strict=True):
+            row = row_of.get(behavior_id)
+            if row is not None and records[row] is None:
+                records[row] = record
 
     @property
     def behaviors(self) -> list[Behavior]:

@@ -31,4 +31,4 @@ class TopicRetriever(Retriever):
         if topic is None or k <= 0:
             return []
         snapshot = self.snapshots.get(namespace)
-        return [ScoredBehavior(snapshot.behavior(r), 1.0, self.source) for r in snapshot.topic_rows(topic)]
+        return [ScoredBehavior(b, 1.0, self.source) for _, b in snapshot.materialized(snapshot.topic_rows(topic))]

@@ -436,4 +436,5 @@ class VectorIndex:
         if norm == 0.0 or not np.isfinite(norm):
             return []
         found = vectors.search(query / norm, k, floor, topic)
-        return [ScoredBehavior(snapshot.behavior(r), score, source) for r, score in found]
+        scores = dict(found)
+        return [ScoredBehavior(b, scores[r], source) for r, b in snapshot.materialized([r for r, _ in found])]

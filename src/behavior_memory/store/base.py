@@ -277,7 +277,8 @@ class RetrievalRows:
 
     ``records`` are the store's own rows, opaque to retrieval; ``materialize`` turns one into a
     ``Behavior``, which retrieval does only for the behaviors a query returns (a namespace of a
-    million behaviors loads without a million pydantic objects). ``vectors`` is ``(ids, matrix)``
+    million behaviors loads without a million pydantic objects). A record may be ``None`` when
+    ``retrieval_rows`` was asked for ``records=False``: read it later by id. ``vectors`` is ``(ids, matrix)``
     as ``BehaviorStore.vectors`` gives it, when asked for, else ``None``.
     """
 
@@ -318,11 +319,13 @@ class ChangeFeed(Protocol):
         statuses: Iterable[BehaviorStatus] | None = None,
         ids: Collection[str] | None = None,
         with_vectors: bool = False,
+        records: bool = True,
     ) -> RetrievalRows:
         """The behaviors of ``namespace`` (only these statuses, only these ids, when given) as columns.
 
         Rows come in no particular order. With ``with_vectors`` the result carries their vectors
-        under the rules of ``BehaviorStore.vectors``.
+        under the rules of ``BehaviorStore.vectors``. ``records=False`` is a hint that only the
+        columns are needed now (a store may then leave ``records`` as ``None`` each and read less).
         """
         ...
 
@@ -338,8 +341,10 @@ def default_retrieval_rows(
     statuses: Iterable[BehaviorStatus] | None = None,
     ids: Collection[str] | None = None,
     with_vectors: bool = False,
+    records: bool = True,
 ) -> RetrievalRows:
-    """``ChangeFeed.retrieval_rows`` from ``list_behaviors`` and ``vectors``: for any store, at their cost."""
+    """``ChangeFeed.retrieval_rows`` from ``list_behaviors`` and ``vectors``: for any store, at their cost
+    (the records are the behaviors themselves, whatever ``records`` says)."""
     wanted = None if ids is None else set(ids)
     behaviors = [
         b

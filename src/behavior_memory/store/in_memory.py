@@ -251,6 +251,7 @@ class InMemoryStore:
         statuses: Iterable[BehaviorStatus] | None = None,
         ids: Collection[str] | None = None,
         with_vectors: bool = False,
+        records: bool = True,
     ) -> RetrievalRows:
         """The contract's default (``list_behaviors`` and ``vectors``): the behaviors are objects here already."""
         return default_retrieval_rows(self, namespace, statuses=statuses, ids=ids, with_vectors=with_vectors)

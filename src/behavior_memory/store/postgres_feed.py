@@ -86,6 +86,7 @@ class FeedQueries:
         statuses: Iterable[BehaviorStatus] | None = None,
         ids: Collection[str] | None = None,
         with_vectors: bool = False,
+        records: bool = True,  # a hint; the rows come whole (the columns are read from the same pages)
     ) -> RetrievalRows:
         sql = f"SELECT {BEHAVIOR_COLUMNS}{', embedding' if with_vectors else ''} FROM behaviors WHERE namespace = %s"
         params: list[Any] = [namespace]
@@ -101,10 +102,10 @@ class FeedQueries:
                 cur.execute(sql, params)
                 return cur.fetchall()
 
-        records = self._read(read)
+        found = self._read(read)
         vectors: Vectors | None = None
         if with_vectors:
-            with_vector = [r for r in records if r[-1] is not None]
+            with_vector = [r for r in found if r[-1] is not None]
             sizes = [r[-1].shape[0] for r in with_vector]
             if len(set(sizes)) > 1:  # mixed embedders: the most common size, as ``vectors`` does
                 common = max(set(sizes), key=sizes.count)
@@ -115,14 +116,14 @@ class FeedQueries:
                 else np.zeros((0, 0), dtype=np.float32)
             )
             vectors = ([r[0] for r in with_vector], matrix)
-            records = [r[:-1] for r in records]
+            found = [r[:-1] for r in found]
         return RetrievalRows(
-            ids=[r[_AT["id"]] for r in records],
-            names=[r[_AT["name"]] for r in records],
-            instructions=[r[_AT["instruction"]] for r in records],
-            topics=[r[_AT["topic"]] for r in records],
-            pinned=[bool(r[_AT["pinned"]]) for r in records],
-            records=records,
+            ids=[r[_AT["id"]] for r in found],
+            names=[r[_AT["name"]] for r in found],
+            instructions=[r[_AT["instruction"]] for r in found],
+            topics=[r[_AT["topic"]] for r in found],
+            pinned=[bool(r[_AT["pinned"]]) for r in found],
+            records=found,
             materialize=_materialize,
             vectors=vectors,
         )

@@ -394,9 +394,16 @@ class SQLiteStore:
         statuses: Iterable[BehaviorStatus] | None = None,
         ids: Collection[str] | None = None,
         with_vectors: bool = False,
+        records: bool = True,
     ) -> RetrievalRows:
-        """Retrieval's columns in one scan in storage order (no sort, no pydantic object per row)."""
-        sql = f"SELECT {RETRIEVAL_COLUMNS}{', vector' if with_vectors else ''} FROM behaviors WHERE namespace = ?"
+        """Retrieval's columns in one scan in storage order (no sort, no pydantic object per row).
+
+        With ``records=False`` (and no vectors) only the columns are read, from the covering index
+        ``behaviors_retrieval`` instead of the table's pages: a third of the time at 100k rows.
+        """
+        narrow = not records and not with_vectors
+        columns = RETRIEVAL_COLUMNS.split(", NULLIF")[0] if narrow else RETRIEVAL_COLUMNS
+        sql = f"SELECT {columns}{', vector' if with_vectors else ''} FROM behaviors WHERE namespace = ?"
         params: list[Any] = [namespace]
         if statuses is not None:
             wanted = [str(s) for s in statuses]
@@ -404,16 +411,16 @@ class SQLiteStore:
             params += wanted
         with self._read() as conn:
             if ids is None:
-                records = conn.execute(sql, params).fetchall()
+                found = conn.execute(sql, params).fetchall()
             else:
-                chosen, records = list(ids), []
+                chosen, found = list(ids), []
                 for start in range(0, len(chosen), 500):
                     part = chosen[start : start + 500]
                     query = f"{sql} AND id IN ({', '.join('?' * len(part))})"
-                    records += conn.execute(query, [*params, *part]).fetchall()
+                    found += conn.execute(query, [*params, *part]).fetchall()
         vectors: Vectors | None = None
         if with_vectors:
-            with_blob = [r for r in records if r[-1] is not None]
+            with_blob = [r for r in found if r[-1] is not None]
             sizes = [len(r[-1]) for r in with_blob]
             if len(set(sizes)) > 1:  # mixed embedders: the most common size, as ``vectors`` does
                 common = max(set(sizes), key=sizes.count)
@@ -423,14 +430,14 @@ class SQLiteStore:
                 [r[0] for r in with_blob],
                 matrix.reshape(len(with_blob), -1) if with_blob else matrix.reshape(0, 0),
             )
-            records = [r[:-1] for r in records]  # the blobs are in the matrix now
+            found = [r[:-1] for r in found]  # the blobs are in the matrix now
         return RetrievalRows(
-            ids=[r[0] for r in records],
-            names=[r[1] for r in records],
-            instructions=[r[2] for r in records],
-            topics=[r[3] for r in records],
-            pinned=[bool(r[4]) for r in records],
-            records=records,
+            ids=[r[0] for r in found],
+            names=[r[1] for r in found],
+            instructions=[r[2] for r in found],
+            topics=[r[3] for r in found],
+            pinned=[bool(r[4]) for r in found],
+            records=[None] * len(found) if narrow else found,
             materialize=partial(record_to_behavior, namespace),
             vectors=vectors,
         )
