@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from behavior_memory.retrieval import RetrievalConfig, SnapshotCache, build_retriever
+from behavior_memory.retrieval import HybridRetriever, RetrievalConfig, SnapshotCache, build_retriever
 from behavior_memory.retrieval.embedding import EmbeddingRetriever
 from behavior_memory.retrieval.lexical import BM25Retriever
 from behavior_memory.store.base import Changes, HandbookStore
@@ -213,3 +213,28 @@ def test_a_large_handbook_opens_on_its_columns_and_reads_records_as_needed(tmp_p
             break
         time.sleep(0.01)
     assert None not in snapshot.records
+
+
+def test_a_large_namespace_builds_bm25_aside_while_the_hybrid_answers_by_vector(store: HandbookStore) -> None:
+    store.put_behaviors([(behavior(f"b{i:02d}", f"word{i} shared"), unit(1, i / 10, 0, 0)) for i in range(40)])
+    hybrid = build_retriever(RetrievalConfig(floor=-1.0, ann_threshold=10, pinned_first=False), store, Fixed())
+    first = hybrid.retrieve("word33", namespace="default", k=3)  # the index is being built: vectors alone
+    assert [h.behavior.name for h in first][:1] == ["behavior_b00"]
+    store.put_behavior(behavior("late", "word33 again"), unit(0, 1, 0, 0))  # a write while it builds
+    snapshot = SnapshotCache.shared(store, _settings_for(10)).get("default")
+    for _ in range(200):
+        if "bm25" in snapshot.attachments:
+            break
+        time.sleep(0.01)
+    assert isinstance(hybrid, HybridRetriever)
+    lexical = hybrid.retrievers[1].retrieve("word33", namespace="default", k=3)
+    assert {h.behavior.name for h in lexical} == {"behavior_b33", "behavior_late"}  # the write included
+    fused = [h.behavior.name for h in hybrid.retrieve("word33", namespace="default", k=4)]
+    assert {"behavior_b33", "behavior_late"} <= set(fused)
+
+
+def _settings_for(threshold: int) -> Any:
+    from behavior_memory.retrieval.registry import AnnSettings
+
+    cfg = RetrievalConfig()
+    return AnnSettings(threshold=threshold, ef_search=cfg.ann_ef_search, persist=cfg.ann_persist)

@@ -105,11 +105,11 @@ def _hybrid(cfg: RetrievalConfig, store: HandbookStore, embedder: Embedder | Non
     from .lexical import BM25Retriever
 
     assert embedder is not None
+    lexical = BM25Retriever(store, snapshots=s)
+    # a large namespace's first query does not wait for the BM25 index: the embedding half answers alone
+    lexical.build_aside_from = cfg.ann_threshold
     return HybridRetriever(
-        [
-            EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s, query_cache=cfg.query_cache),
-            BM25Retriever(store, snapshots=s),
-        ]
+        [EmbeddingRetriever(store, embedder, cfg.floor, snapshots=s, query_cache=cfg.query_cache), lexical]
     )
 
 

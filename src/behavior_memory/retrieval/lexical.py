@@ -33,7 +33,8 @@ __all__ = ["BM25Retriever", "Postings"]
 class Postings:
     """The snapshot's "bm25" attachment: term statistics that follow every change (module docstring)."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, rows: list[int] | None = None) -> None:
+        """Postings of ``rows`` (the live ones when ``None``)."""
         self.snapshot = snapshot
         self.vocabulary: dict[str, int] = {}
         self.df = np.zeros(0, dtype=np.int64)
@@ -42,8 +43,8 @@ class Postings:
         self.total_length = 0.0
         self._extra: dict[int, tuple[list[int], list[int]]] = {}  # term -> rows, counts added since the merge
         self._extra_count = 0
-        rows = np.flatnonzero(snapshot.live).tolist()
-        self._grow_rows(snapshot.n)
+        rows = np.flatnonzero(snapshot.live).tolist() if rows is None else rows
+        self._grow_rows(max(rows, default=-1) + 1)
         terms: list[int] = []
         owners: list[int] = []
         for row in rows:
@@ -178,12 +179,20 @@ class BM25Retriever(Retriever):
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
         self.store, self.k1, self.b = store, k1, b
         self.snapshots = snapshots or SnapshotCache.shared(store)
+        #: from this many behaviors a namespace's first lexical query starts the index in the background
+        #: and answers nothing meanwhile (a hybrid retriever sets it: its embedding half answers alone)
+        self.build_aside_from: int | None = None
         self._server = store if isinstance(store, TextSearch) else None  # checked once: it is slow
 
     def scores(self, query: str, namespace: str) -> tuple[Snapshot, npt.NDArray[np.float32]]:
         """BM25 score of every row of ``namespace``'s snapshot (0 for rows no longer current)."""
         snapshot = self.snapshots.get(namespace)
-        postings = snapshot.attach("bm25", Postings)
+        postings = snapshot.attachments.get("bm25")
+        if postings is None:
+            aside = self.build_aside_from is not None and len(snapshot) >= self.build_aside_from
+            if aside and snapshot.attach_in_background("bm25", Postings):
+                return snapshot, np.zeros(snapshot.n, dtype=np.float32)
+            postings = snapshot.attach("bm25", Postings)
         assert isinstance(postings, Postings)
         return snapshot, postings.scores(query, self.k1, self.b)
 

@@ -126,6 +126,7 @@ class Snapshot:
         self.dead = 0
         self.attachments: dict[str, Attachment] = {}
         self.builders: dict[str, Callable[[Snapshot], Attachment]] = {}
+        self._attaching: set[str] = set()
         #: the vectors read with the rows, until the vector attachment takes them
         self.loaded_vectors: Vectors | None = rows.vectors
         self.lock = threading.RLock()  # attaching and applying; readers never take it
@@ -286,6 +287,41 @@ class Snapshot:
                     attachment.apply([r for r, _ in gone], [i for _, i in gone], rows, fetched)
             self._derived = {}
             self.token = token
+
+    def attach_in_background(self, name: str, build: Callable[[Snapshot, list[int]], Attachment]) -> bool:
+        """Build attachment ``name`` in a thread, without holding up ``apply``; True while it is not ready.
+
+        ``build(snapshot, rows)`` indexes the live ``rows`` of the moment it starts; the changes
+        applied meanwhile are replayed on it before it is attached.
+        """
+        with self.lock:
+            if name in self.attachments:
+                return False
+            if name in self._attaching:
+                return True
+            self._attaching.add(name)
+            start, live = self.n, self.live.copy()
+
+        def work() -> None:
+            try:
+                made = build(self, np.flatnonzero(live).tolist())
+                with self.lock:  # catch up with what happened while it was built
+                    died = np.flatnonzero(live & ~self.live[:start]).tolist()
+                    born = [r for r in range(start, self.n) if self.live[r]]
+                    if died or born:
+                        made.apply(
+                            died,
+                            [self.ids[r] for r in died],
+                            born,
+                            RetrievalRows([], [], [], [], [], [], self.materialize),
+                        )
+                    self.attachments[name] = made
+                    self.builders[name] = lambda snapshot: build(snapshot, np.flatnonzero(snapshot.live).tolist())
+            finally:
+                self._attaching.discard(name)
+
+        threading.Thread(target=work, name=f"bmem-{name}-{self.namespace}", daemon=True).start()
+        return True
 
     def attach(self, name: str, build: Callable[[Snapshot], Attachment]) -> Attachment:
         """The attachment called ``name``, built from the current rows on first use."""
