@@ -20,11 +20,13 @@ its share of the namespace) and re-checked, and a small topic is searched exactl
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
 import re
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,20 @@ _SERIAL_START = 2_048  # an index smaller than this grows one insert at a time
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
 _HEX[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+
+
+#: every index of this process, released before the interpreter tears its modules down (usearch's
+#: native objects freed during that teardown can abort the process: "terminate called ...")
+_OPEN: weakref.WeakSet[AnnIndex] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_all() -> None:
+    for ann in list(_OPEN):
+        try:
+            ann.index.reset()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
 
 
 def _usearch_index() -> Any:
@@ -105,6 +121,7 @@ class AnnIndex:
             ndim=dim, metric="ip", dtype="f16", connectivity=_CONNECTIVITY, expansion_add=_EXPANSION_ADD
         )
         self.index.expansion_search = settings.ef_search
+        _OPEN.add(self)
         self._row_of: dict[int, int] = {}  # key -> snapshot row
         self.lock = threading.Lock()  # writers (add, remove, save); searches run beside them
         self.changed_since_save = 0

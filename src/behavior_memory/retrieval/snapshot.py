@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -182,24 +183,25 @@ class Snapshot:
             out.append((r, found))
         return out
 
-    def fill_records(self) -> None:
-        """Read every record the load left out (in a background thread: queries need not wait)."""
+    def fill_records(self, delay_s: float = 1.0, chunk: int = 2_000) -> None:
+        """Read every record the load left out, in a background thread: after ``delay_s`` (the first
+        queries go first) and ``chunk`` at a time (a query never waits long for the interpreter)."""
         if self.fetch_records is None:
             return
-        try:
-            fetched = self.fetch_records(None)
-        except Exception:  # queries read the records they need one by one instead
-            return
-        records, row_of = self.records, self.row_of
-        for behavior_id, record in zip(fetched.ids, fetched.records, strict=True):
-            row = row_of.get(behavior_id)
-            if row is not None and records[row] is None:
-                records[row] = record
-
-    @property
-    def behaviors(self) -> list[Behavior]:
-        """Every live behavior in name order (materialises them all: for tests and small handbooks)."""
-        return [self.behavior(r) for r in self.name_order()]
+        time.sleep(delay_s)
+        records = self.records
+        todo = [r for r in range(self.n) if records[r] is None]
+        for start in range(0, len(todo), chunk):
+            part = [r for r in todo[start : start + chunk] if records[r] is None]
+            try:
+                fetched = self.fetch_records([self.ids[r] for r in part])
+            except Exception:  # queries read the records they need by id instead
+                return
+            by_id = dict(zip(fetched.ids, fetched.records, strict=True))
+            for r in part:
+                if records[r] is None:
+                    records[r] = by_id.get(self.ids[r])
+            time.sleep(0.005)
 
     def name_order(self) -> list[int]:
         """Live rows sorted by name."""

@@ -11,11 +11,13 @@ without a vector are invisible here (lexical finds them).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,26 @@ log = logging.getLogger(__name__)
 
 _VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
 _SAVE_EVERY = 1_000  # vectors changed in an ANN index between two saves
+_BUILD_CHUNK = 8_192  # vectors per insert call while an index is built
+
+# Threads that call into usearch stop before the interpreter exits: native code still running in a
+# daemon thread while the interpreter tears down aborts the process ("terminate called ...").
+_STOPPING = threading.Event()
+_THREADS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def _start(target: Callable[[], None], name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    _THREADS.add(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _stop_threads() -> None:
+    _STOPPING.set()
+    for thread in list(_THREADS):
+        thread.join(timeout=10)
 
 
 def cosine_scores(matrix: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -176,8 +198,13 @@ class VectorSet:
             try:
                 ann = AnnIndex(self.dim, self.settings)
                 contiguous = rows == list(range(len(rows)))  # a view, not a copy of a large matrix
-                matrix = data[: len(rows)] if contiguous else data[rows]
-                ann.add(rows, labels_of([self.snapshot.ids[r] for r in rows]), matrix, threads=0)
+                keys = labels_of([self.snapshot.ids[r] for r in rows])
+                for start in range(0, len(rows), _BUILD_CHUNK):  # in chunks: an exit need not wait long
+                    if _STOPPING.is_set():
+                        return
+                    part = slice(start, start + _BUILD_CHUNK)
+                    chunk = data[part] if contiguous else data[rows[part]]
+                    ann.add(rows[part], keys[part], chunk, threads=0)
                 with self.lock:
                     for change in self._pending or []:
                         self._apply_ann(ann, *change)
@@ -189,8 +216,7 @@ class VectorSet:
                 log.exception("building the vector index of %r failed", namespace)
                 self._pending = None
 
-        self._builder = threading.Thread(target=build, name=f"bmem-ann-{namespace}", daemon=True)
-        self._builder.start()
+        self._builder = _start(build, f"bmem-ann-{namespace}")
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for an index build under way (tests, benches)."""
@@ -295,24 +321,25 @@ class VectorSet:
         self._fresh, self._fresh_matrix = fresh, None
         self._queue.append((dead_ids, new))
         if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="bmem-ann-writer", daemon=True)
-            self._writer.start()
+            self._writer = _start(self._write_loop, "bmem-ann-writer")
         self._wake.set()
 
     def _write_loop(self) -> None:
-        while True:
-            self._wake.wait()
+        while not _STOPPING.is_set():
+            if not self._wake.wait(0.5):
+                continue
             # let the request that queued the change finish first (this thread's Python work would
             # hold the interpreter meanwhile), and gather the writes that follow it
             time.sleep(0.005)
             self._wake.clear()
             if self.ann is not None and self.ann.path is not None:  # a mapped file: take a copy to change
+                time.sleep(1.0)  # after the first queries of a process that just opened the handbook
                 try:
                     self.ann = self.ann.mutable()
                 except Exception:
                     log.exception("reading the vector index of %r failed", self.snapshot.namespace)
                     continue
-            while self._queue:
+            while self._queue and not _STOPPING.is_set():
                 dead_ids, new = self._queue[0]
                 ann = self.ann
                 try:
