@@ -203,6 +203,11 @@ class Snapshot:
                     records[r] = by_id.get(self.ids[r])
             time.sleep(0.005)
 
+    @property
+    def behaviors(self) -> list[Behavior]:
+        """Every live behavior in name order (materialises them all: for tests and small handbooks)."""
+        return [b for _, b in self.materialized(self.name_order())]
+
     def name_order(self) -> list[int]:
         """Live rows sorted by name."""
         rows: list[int] = self._cached(
