@@ -44,7 +44,7 @@ __all__ = ["AnnIndex", "find_saved", "index_dir", "labels_of"]
 log = logging.getLogger(__name__)
 
 _CONNECTIVITY = 16  # HNSW's M
-_EXPANSION_ADD = 64  # efConstruction
+_EXPANSION_ADD = 128  # efConstruction: with ef_search 64, recall@5 0.98 at 100k (64: 0.977)
 _EXACT_TOPIC = 2_048  # a topic with at most this many behaviors is searched exactly
 _SERIAL_START = 2_048  # an index smaller than this grows one insert at a time
 _HEX = np.full(256, 255, dtype=np.uint8)
@@ -254,6 +254,6 @@ class AnnIndex:
         """This index as one that takes writes: itself, or for a viewed one a copy read into memory."""
         if self.path is None:
             return self
-        copy = AnnIndex.load(self.path, self.dim, self.settings)
+        copy = AnnIndex(self.dim, self.settings, self.index.copy())  # from the mapping: the file may be gone
         copy._row_of = dict(self._row_of)
         return copy
