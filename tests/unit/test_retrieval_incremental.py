@@ -239,3 +239,16 @@ def _settings_for(threshold: int) -> Any:
 
     cfg = RetrievalConfig()
     return AnnSettings(threshold=threshold, ef_search=cfg.ann_ef_search, persist=cfg.ann_persist)
+
+
+def test_hybrid_fusing_rows_equals_fusing_behaviors(store: HandbookStore) -> None:
+    rng = np.random.default_rng(5)
+    words = ["alpha", "beta", "gamma", "delta"]
+    store.put_behaviors(
+        [(behavior(f"b{i:02d}", " ".join(rng.choice(words, 3))), unit(*rng.normal(size=DIM))) for i in range(50)]
+    )
+    hybrid = build_retriever(RetrievalConfig(floor=-1.0, pinned_first=False), store, Fixed())
+    assert isinstance(hybrid, HybridRetriever)
+    for query in ("alpha", "beta gamma", "delta delta alpha"):
+        lists = [r.retrieve(query, namespace="default", k=20) for r in hybrid.retrievers]
+        assert hybrid.retrieve(query, namespace="default", k=6) == hybrid.fuse(lists, 6)

@@ -31,6 +31,7 @@ from ..types import INJECTABLE_STATUSES
 from .base import Retriever, ScoredBehavior, rank
 from .reembed import vectors_match
 from .registry import AnnSettings, SnapshotCache
+from .snapshot import Snapshot
 from .vector_index import VectorIndex
 
 __all__ = ["EmbeddingRetriever"]
@@ -124,6 +125,15 @@ class EmbeddingRetriever(Retriever):
     ) -> list[ScoredBehavior]:
         found = store.search_vectors(namespace, vector, k, statuses=INJECTABLE_STATUSES, topic=topic)
         return rank((ScoredBehavior(b, score, self.source) for b, score in found if score >= self.floor), k)
+
+    def ranked_rows(
+        self, query: str, *, namespace: str, k: int, topic: str | None = None
+    ) -> tuple[Snapshot, list[tuple[int, float]]] | None:
+        """``retrieve`` as rows of the shared snapshot, for a hybrid that fuses before it builds
+        any ``Behavior``; ``None`` when this retriever answers otherwise (on the server, or lexically)."""
+        if self._server is not None or not self.vectors_usable():
+            return None
+        return self.index.search_rows(namespace, self.embed_query(query), k, floor=self.floor, topic=topic)
 
     def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..types import Behavior
 from .base import Retriever, ScoredBehavior, rank
-from .snapshot import one_version
+from .snapshot import Snapshot, one_version
 
 __all__ = ["HybridRetriever"]
 
@@ -50,8 +50,34 @@ class HybridRetriever(Retriever):
             return []
         depth = self._depth(k)
         with one_version():
+            fused = self._fuse_rows(query, namespace, depth, k, topic)
+            if fused is not None:
+                return fused
             lists = [r.retrieve(query, namespace=namespace, k=depth, topic=topic) for r in self.retrievers]
         return self.fuse(lists, k)
+
+    def _fuse_rows(
+        self, query: str, namespace: str, depth: int, k: int, topic: str | None
+    ) -> list[ScoredBehavior] | None:
+        """Fusion over rows of one shared snapshot, so only the ``k`` fused behaviors are built (the
+        children's ``depth`` lists are not); ``None`` when a child cannot answer in rows."""
+        ranked: list[tuple[Snapshot, list[tuple[int, float]]]] = []
+        for child in self.retrievers:
+            rows_of = getattr(child, "ranked_rows", None)
+            found = None if rows_of is None else rows_of(query, namespace=namespace, k=depth, topic=topic)
+            if found is None or (ranked and found[0] is not ranked[0][0]):
+                return None
+            ranked.append(found)
+        if not ranked:
+            return None
+        snapshot = ranked[0][0]
+        scores: dict[int, float] = {}
+        for _, rows in ranked:
+            for position, (row, _) in enumerate(rows, start=1):
+                scores[row] = scores.get(row, 0.0) + 1.0 / (self.rrf_k + position)
+        names = snapshot.names
+        best = sorted(scores, key=lambda r: (-scores[r], names[r]))[:k]
+        return [ScoredBehavior(b, scores[r], self.source) for r, b in snapshot.materialized(best)]
 
     async def aretrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
         if k <= 0:

@@ -196,18 +196,30 @@ class BM25Retriever(Retriever):
         assert isinstance(postings, Postings)
         return snapshot, postings.scores(query, self.k1, self.b)
 
-    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
-        if k <= 0:
-            return []
+    def ranked_rows(
+        self, query: str, *, namespace: str, k: int, topic: str | None = None
+    ) -> tuple[Snapshot, list[tuple[int, float]]] | None:
+        """``retrieve`` as rows of the shared snapshot (``None`` when the store searches on its server)."""
         if self._server is not None:
-            return self._search_on_server(self._server, query, namespace=namespace, k=k, topic=topic)
+            return None
         snapshot, scores = self.scores(query, namespace)
         mask = snapshot.topic_mask(topic)
         if mask is not None:
             scores[~mask[: scores.shape[0]]] = 0.0
         # a score of 0 shares no term with the query (a float32 bound: a float64 one would round to 0)
         rows = top_rows(scores, k, floor=float(np.finfo(np.float32).tiny), names=snapshot.names)
-        return [ScoredBehavior(b, float(scores[r]), self.source) for r, b in snapshot.materialized(rows.tolist())]
+        return snapshot, [(r, float(scores[r])) for r in rows.tolist()]
+
+    def retrieve(self, query: str, *, namespace: str, k: int, topic: str | None = None) -> list[ScoredBehavior]:
+        if k <= 0:
+            return []
+        if self._server is not None:
+            return self._search_on_server(self._server, query, namespace=namespace, k=k, topic=topic)
+        ranked = self.ranked_rows(query, namespace=namespace, k=k, topic=topic)
+        assert ranked is not None
+        snapshot, found = ranked
+        scores = dict(found)
+        return [ScoredBehavior(b, scores[r], self.source) for r, b in snapshot.materialized([r for r, _ in found])]
 
     def _search_on_server(
         self, store: TextSearch, query: str, *, namespace: str, k: int, topic: str | None

@@ -35,7 +35,7 @@ __all__ = ["Attachment", "Snapshot", "change_token", "normalize_topic", "one_ver
 _SCOPE: ContextVar[dict[tuple[int, str], int] | None] = ContextVar("behavior_memory_tokens", default=None)
 
 #: Materialised behaviors kept per snapshot (the ones queries keep returning); cleared when full.
-_BEHAVIOR_CACHE = 16_384
+_BEHAVIOR_CACHE = 4_096
 
 
 @contextmanager

@@ -447,11 +447,17 @@ class VectorIndex:
 
         ``topic``, when given, restricts the candidates to behaviors of that topic.
         """
-        if k <= 0:
-            return []
+        snapshot, found = self.search_rows(namespace, vector, k, floor=floor, topic=topic)
+        scores = dict(found)
+        return [ScoredBehavior(b, scores[r], source) for r, b in snapshot.materialized([r for r, _ in found])]
+
+    def search_rows(
+        self, namespace: str, vector: npt.ArrayLike, k: int, *, floor: float = -1.0, topic: str | None = None
+    ) -> tuple[Snapshot, list[tuple[int, float]]]:
+        """Like ``search``, as ``(row, cosine)`` of the snapshot it returns (no ``Behavior`` made yet)."""
         snapshot, vectors = self.vectors(namespace)
-        if vectors.size() == 0:
-            return []
+        if k <= 0 or vectors.size() == 0:
+            return snapshot, []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != vectors.dim:
             raise EmbeddingError(
@@ -461,7 +467,5 @@ class VectorIndex:
         # not np.linalg.norm: its BLAS dot waits for busy cores (see ``cosine_scores``)
         norm = float(np.sqrt(cosine_scores(query[None, :], query)[0]))
         if norm == 0.0 or not np.isfinite(norm):
-            return []
-        found = vectors.search(query / norm, k, floor, topic)
-        scores = dict(found)
-        return [ScoredBehavior(b, scores[r], source) for r, b in snapshot.materialized([r for r, _ in found])]
+            return snapshot, []
+        return snapshot, vectors.search(query / norm, k, floor, topic)
