@@ -166,10 +166,7 @@ class Snapshot:
         cache, records = self._behaviors, self.records
         missing = [r for r in rows if r not in cache and records[r] is None]
         if missing and self.fetch_records is not None:
-            fetched = self.fetch_records([self.ids[r] for r in missing])
-            by_id = dict(zip(fetched.ids, fetched.records, strict=True))
-            for r in missing:
-                records[r] = by_id.get(self.ids[r])
+            self._take_records(missing, self.fetch_records([self.ids[r] for r in missing]))
         out = []
         for r in rows:
             found = cache.get(r)
@@ -194,14 +191,23 @@ class Snapshot:
         for start in range(0, len(todo), chunk):
             part = [r for r in todo[start : start + chunk] if records[r] is None]
             try:
-                fetched = self.fetch_records([self.ids[r] for r in part])
+                self._take_records(part, self.fetch_records([self.ids[r] for r in part]))
             except Exception:  # queries read the records they need by id instead
                 return
-            by_id = dict(zip(fetched.ids, fetched.records, strict=True))
-            for r in part:
-                if records[r] is None:
-                    records[r] = by_id.get(self.ids[r])
             time.sleep(0.005)
+
+    def _take_records(self, rows: list[int], fetched: RetrievalRows) -> None:
+        """Keep the records read for ``rows``; the columns then point at the strings the records hold,
+        so the ones the load read go (a name and an instruction kept once, not twice)."""
+        at = {behavior_id: j for j, behavior_id in enumerate(fetched.ids)}
+        records, names, instructions = self.records, self.names, self.instructions
+        for r in rows:
+            j = at.get(self.ids[r])
+            if j is None or records[r] is not None:
+                continue
+            if names[r] == fetched.names[j] and instructions[r] == fetched.instructions[j]:
+                names[r], instructions[r] = fetched.names[j], fetched.instructions[j]
+            records[r] = fetched.records[j]
 
     @property
     def behaviors(self) -> list[Behavior]:
@@ -265,7 +271,7 @@ class Snapshot:
         self.ids += rows.ids
         self.names += rows.names
         self.instructions += rows.instructions
-        self.topic_names += rows.topics
+        self.topic_names += [None if t is None else sys.intern(t) for t in rows.topics]
         self.records += rows.records
         codes = self.topic_codes
         keys = [normalize_topic(t) for t in rows.topics]
