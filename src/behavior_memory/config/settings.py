@@ -75,6 +75,60 @@ class StoreConfig(_Section):
         gt=0,
         description="PostgreSQL: how long a connection attempt, or the wait for a free pooled connection, may take.",
     )
+    # PostgreSQL vector search (pgvector HNSW); store.postgres_search explains each knob
+    hnsw_ef_search: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="PostgreSQL: candidates one HNSW walk keeps (hnsw.ef_search): more finds more of the true "
+        "nearest behaviors and takes longer. Raised for a query whose k is larger.",
+    )
+    hnsw_iterative_scan: Literal["off", "strict_order", "relaxed_order"] = Field(
+        default="relaxed_order",
+        description="PostgreSQL: when the status and topic filters drop candidates, walk on until enough pass "
+        "(hnsw.iterative_scan). relaxed_order finds the most (its candidates are re-ranked exactly); "
+        "strict_order drops late finds; off can return fewer than k.",
+    )
+    hnsw_max_scan_tuples: int = Field(
+        default=20_000,
+        ge=1,
+        description="PostgreSQL: rows one walk may visit before it stops (hnsw.max_scan_tuples); a search it "
+        "leaves short of k is answered by an exact scan of the filtered rows.",
+    )
+    hnsw_candidates: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="PostgreSQL: rows that pass the filters taken from a walk (k + 1 if more) and re-ranked "
+        "exactly by similarity, then name; each one more costs a longer walk under a narrow topic filter.",
+    )
+    hnsw_m: int = Field(
+        default=16,
+        ge=2,
+        le=100,
+        description="PostgreSQL: links per node of an HNSW index built from now on (m): more recall at the "
+        "same hnsw_ef_search, a larger index, a slower build.",
+    )
+    hnsw_ef_construction: int = Field(
+        default=128,
+        ge=4,
+        le=1000,
+        description="PostgreSQL: candidates kept while building an index (ef_construction, at least 2 x "
+        "hnsw_m): a better graph, a slower build.",
+    )
+    hnsw_build_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="PostgreSQL: maintenance_work_mem of an index build. The graph should fit: about 2 KB per "
+        "384-d vector at hnsw_m 16 (1M behaviors: 2.5 GB); past it the build is many times slower.",
+    )
+    hnsw_build_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="PostgreSQL: parallel workers of an index build (max_parallel_maintenance_workers; the "
+        "server's max_worker_processes bounds it).",
+    )
     busy_timeout_s: float = Field(default=10.0, gt=0, description="How long one SQLite call waits for a lock.")
     write_budget_s: float = Field(
         default=0.2,
@@ -95,6 +149,11 @@ class StoreConfig(_Section):
             raise ValueError(
                 "store.backend is postgres but store.dsn is not set: give a connection string, "
                 "e.g. dsn: ${BMEM_PG_DSN} with BMEM_PG_DSN=postgresql://user:password@host/dbname"
+            )
+        if self.hnsw_ef_construction < 2 * self.hnsw_m:
+            raise ValueError(
+                f"store.hnsw_ef_construction ({self.hnsw_ef_construction}) must be at least twice "
+                f"store.hnsw_m ({self.hnsw_m})"
             )
         return self
 

@@ -12,7 +12,7 @@ The same contract as ``SQLiteStore`` (``store.base``), over a psycopg 3 connecti
   hot path turns into "no behaviors" and a spooled trace, never a failed task.
 
 Vectors live in a pgvector column with an HNSW (cosine) index per size; ``search_vectors`` and
-``search_text`` answer on the server (``store.search``).
+``search_text`` answer on the server (``store.search``, ``postgres_search``: the recall settings).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout  # noqa: E402
 from .postgres_behaviors import BehaviorQueries  # noqa: E402
 from .postgres_feed import FeedQueries, log_changes  # noqa: E402
 from .postgres_listen import ChangeListener  # noqa: E402
+from .postgres_search import HnswSettings, SearchQueries  # noqa: E402
 from .postgres_traces import TraceQueries  # noqa: E402
 
 __all__ = ["PostgresStore", "redact_dsn", "spool_name"]
@@ -72,13 +73,14 @@ def spool_name(dsn: str) -> str:
     return "pg-" + hashlib.sha256(redact_dsn(dsn).encode()).hexdigest()[:16]
 
 
-class PostgresStore(BehaviorQueries, TraceQueries, FeedQueries):
+class PostgresStore(BehaviorQueries, SearchQueries, TraceQueries, FeedQueries):
     """A handbook in a PostgreSQL database with pgvector (see the module docstring).
 
     ``dsn`` is a libpq connection string or ``postgresql://`` URL; tables go to the first schema
     of its ``search_path``. ``pool_size`` connections at most per process; ``connect_timeout_s``
     bounds a connection attempt and the wait for a free pooled connection. ``listen=False`` turns
-    LISTEN/NOTIFY off (every ``change_token`` is then a query).
+    LISTEN/NOTIFY off (every ``change_token`` is then a query). ``hnsw`` tunes the vector indexes
+    and their searches (``HnswSettings``: recall against speed).
     """
 
     def __init__(
@@ -89,8 +91,10 @@ class PostgresStore(BehaviorQueries, TraceQueries, FeedQueries):
         connect_timeout_s: float = 5.0,
         listen: bool = True,
         application_name: str = "behavior-memory",
+        hnsw: HnswSettings | None = None,
     ) -> None:
         self.dsn = dsn
+        self.hnsw = hnsw or HnswSettings()
         self.client_id = uuid.uuid4().hex  # written on the traces this store claims
         self.connect_timeout_s = connect_timeout_s
         self._pool_size = max(int(pool_size), 1)
@@ -200,6 +204,7 @@ class PostgresStore(BehaviorQueries, TraceQueries, FeedQueries):
 
     def _configure(self, conn: Conn) -> None:
         conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(self.hnsw.session_sql())
         assert self._vector_oid is not None
         dumper = type("PgVectorDumper", (VectorBinaryDumper,), {"oid": self._vector_oid})
         conn.adapters.register_dumper(np.ndarray, dumper)
@@ -297,8 +302,9 @@ class PostgresStore(BehaviorQueries, TraceQueries, FeedQueries):
 
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:
-        """Within this block new vector sizes get their HNSW index at the end, built once over all rows
-        (``bmem store copy``, benches) instead of growing with every insert."""
+        """Within this block behaviors are written with binary ``COPY``, and new vector sizes get their
+        HNSW index at the end, built once over all rows (``bmem store copy``, benches) instead of
+        growing with every insert."""
         self._deferred = set()
         try:
             yield
@@ -320,9 +326,22 @@ class PostgresStore(BehaviorQueries, TraceQueries, FeedQueries):
                 continue
 
             def create(conn: Conn, d: int = d) -> None:
+                def spilled(diag: psycopg.errors.Diagnostic) -> None:  # pgvector: the graph outgrew the memory
+                    log.warning(
+                        "HNSW index for %d-dimensional vectors: %s; raise store.hnsw_build_memory_mb (now %d)",
+                        d,
+                        diag.message_primary,
+                        self.hnsw.build_memory_mb,
+                    )
+
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the graph in memory: a faster build
-                conn.execute(hnsw_index_sql(d))
+                conn.execute(self.hnsw.build_sql())  # the graph in memory, parallel workers: a faster build
+                log.info("building the HNSW index for %d-dimensional vectors (%s)", d, redact_dsn(self.dsn))
+                conn.add_notice_handler(spilled)
+                try:
+                    conn.execute(hnsw_index_sql(d, m=self.hnsw.m, ef_construction=self.hnsw.ef_construction))
+                finally:
+                    conn.remove_notice_handler(spilled)
 
             try:
                 self._run(create)

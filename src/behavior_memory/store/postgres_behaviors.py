@@ -1,4 +1,4 @@
-"""The behavior half of ``PostgresStore``: behaviors, vectors, counters, and the server-side searches.
+"""The behavior half of ``PostgresStore``: behaviors, vectors and counters (searches: ``postgres_search``).
 
 ``PostgresBase`` names what the halves need from the store (transactions, the change token); the
 store itself (``postgres.py``) provides it.
@@ -14,11 +14,17 @@ import numpy.typing as npt
 import psycopg
 from psycopg import errors as pgerrors
 
-from ..embeddings.words import split_words
 from ..errors import ConflictError, InvalidBehaviorError, NotFoundError
 from ..types import Behavior, BehaviorStatus
 from .base import COUNTERS, CounterName, Vectors
-from .postgres_rows import BEHAVIOR_COLUMNS, BEHAVIOR_EDITABLE, behavior_edit, behavior_from_row, behavior_row
+from .postgres_rows import (
+    BEHAVIOR_COLUMNS,
+    BEHAVIOR_EDITABLE,
+    behavior_edit,
+    behavior_from_row,
+    behavior_row,
+    copy_behaviors,
+)
 
 __all__ = ["BehaviorQueries", "PostgresBase"]
 
@@ -30,8 +36,6 @@ _INSERT = (
     f"VALUES ({', '.join(['%s'] * (len(BEHAVIOR_COLUMNS.split(',')) + 1))})"
 )
 _EDIT = ", ".join(f"{column} = %s" for column in BEHAVIOR_EDITABLE)
-_PREFIXED = ", ".join(f"b.{column.strip()}" for column in BEHAVIOR_COLUMNS.split(","))
-_EF_SEARCH_MIN = 64  # hnsw.ef_search: the candidate list of an HNSW scan (recall vs speed)
 
 
 class PostgresBase:
@@ -39,6 +43,8 @@ class PostgresBase:
 
     channel: str
     client_id: str
+    _vector_oid: int | None
+    _deferred: set[int] | None  # vector sizes waiting for their index while ``bulk_load`` runs
 
     def _run(self, fn: Callable[[Conn], T], *, write: bool = True, budget_s: float | None = None) -> T:
         raise NotImplementedError
@@ -78,7 +84,7 @@ def increment_in(conn: Conn, namespace: str, names: list[str], counter: str, by:
 
 
 class BehaviorQueries(PostgresBase):
-    """``BehaviorStore`` on PostgreSQL, plus ``search_vectors`` and ``search_text``."""
+    """``BehaviorStore`` on PostgreSQL."""
 
     def put_behavior(self, behavior: Behavior, vector: npt.NDArray[np.float32] | None = None) -> Behavior:
         self.put_behaviors([(behavior, vector)])
@@ -92,8 +98,11 @@ class BehaviorQueries(PostgresBase):
 
         def insert(conn: Conn) -> dict[str, int]:
             try:
-                with conn.cursor() as cur:
-                    cur.executemany(_INSERT, rows)
+                if self._deferred is not None and self._vector_oid is not None:  # a bulk load: COPY, binary
+                    copy_behaviors(conn, rows, self._vector_oid)
+                else:
+                    with conn.cursor() as cur:
+                        cur.executemany(_INSERT, rows)
             except pgerrors.UniqueViolation as exc:
                 clash = next((b for b, _ in items if b.name in str(exc.diag.message_detail or "")), items[0][0])
                 raise _taken(clash) from exc
@@ -226,94 +235,3 @@ class BehaviorQueries(PostgresBase):
         unique = sorted(set(names))
         if unique:
             self._run(lambda conn: increment_in(conn, namespace, unique, counter, by))
-
-    # --- server-side search (store.search) ----------------------------------------------------------
-    def search_vectors(
-        self,
-        namespace: str,
-        query: npt.ArrayLike,
-        k: int,
-        *,
-        statuses: Iterable[BehaviorStatus] | None = None,
-        topic: str | None = None,
-    ) -> list[tuple[Behavior, float]]:
-        """The ``k`` behaviors nearest ``query`` by cosine, with their similarity, nearest first.
-
-        HNSW with pgvector's strictly ordered iterative scan, so the filters (namespace, statuses,
-        normalised topic) never leave fewer than ``k`` when ``k`` match; should the scan stop
-        early anyway (``hnsw.max_scan_tuples``), an exact scan of the filtered rows answers.
-        Only vectors of the query's size are searched.
-        """
-        vector = _vector(query)
-        if k <= 0 or vector is None or vector.size == 0:
-            return []
-        norm = float(np.linalg.norm(vector))
-        if norm == 0.0 or not np.isfinite(norm):
-            return []
-        vector = vector / norm
-        d = int(vector.size)
-        where, params = _filters(namespace, statuses, topic)
-        where += f" AND vector_dims(b.embedding) = {d}"
-        distance = f"b.embedding::vector({d}) <=> %s"
-
-        def search(conn: Conn) -> list[Any]:
-            ef = max(_EF_SEARCH_MIN, int(k))  # one round trip for both settings
-            conn.execute(f"SET LOCAL hnsw.iterative_scan = strict_order; SET LOCAL hnsw.ef_search = {ef}")
-            head = f"SELECT {_PREFIXED}, {distance} FROM behaviors b WHERE {where}"
-            rows = conn.execute(f"{head} ORDER BY {distance} LIMIT %s", (vector, *params, vector, int(k))).fetchall()
-            if len(rows) < k:  # + 0: an expression the index cannot serve, so the scan is exact
-                rows = conn.execute(
-                    f"{head} ORDER BY ({distance}) + 0 LIMIT %s", (vector, *params, vector, int(k))
-                ).fetchall()
-            return rows
-
-        rows = self._run(search)
-        return [(behavior_from_row(row), 1.0 - float(row[-1])) for row in rows]
-
-    def search_text(
-        self,
-        namespace: str,
-        query: str,
-        k: int,
-        *,
-        statuses: Iterable[BehaviorStatus] | None = None,
-        topic: str | None = None,
-    ) -> list[tuple[Behavior, float]]:
-        """The ``k`` behaviors whose name words, instruction or topic best match ``query`` (full-text search).
-
-        Any of the query's words may match (as BM25 would); the score is ``ts_rank`` with length
-        normalisation. Words are split the way the BM25 retriever splits them.
-        """
-        words = list(dict.fromkeys(split_words(query or "")))
-        if k <= 0 or not words:
-            return []
-        terms = " | ".join("'" + w.replace("'", "") + "'" for w in words)
-        where, params = _filters(namespace, statuses, topic)
-        sql = (
-            f"SELECT {_PREFIXED}, ts_rank(b.document, q, 1) AS score FROM behaviors b, "
-            f"to_tsquery('simple', %s) q WHERE b.document @@ q AND {where} ORDER BY score DESC, b.name LIMIT %s"
-        )
-        rows = self._read(lambda conn: conn.execute(sql, (terms, *params, int(k))).fetchall())
-        return [(behavior_from_row(row), float(row[-1])) for row in rows]
-
-
-def _filters(namespace: str, statuses: Iterable[BehaviorStatus] | None, topic: str | None) -> tuple[str, list[Any]]:
-    """WHERE clause of a search: namespace, statuses, topic as retrieval normalises it."""
-    where = "b.namespace = %s"
-    params: list[Any] = [namespace]
-    if statuses is not None:
-        where += " AND b.status = ANY(%s)"
-        params.append([str(s) for s in statuses])
-    key = _topic_key(topic)
-    if key is not None:
-        where += " AND b.topic_key = %s"
-        params.append(key)
-    return where, params
-
-
-def _topic_key(topic: str | None) -> str | None:
-    """Retrieval's topic matching (``retrieval.snapshot.normalize_topic``), as the stored ``topic_key`` has it."""
-    if topic is None:
-        return None
-    text = " ".join(topic.split()).lower()
-    return text or None

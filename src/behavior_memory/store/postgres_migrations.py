@@ -117,10 +117,15 @@ def hnsw_index_name(dims: int) -> str:
     return f"behaviors_hnsw_{int(dims)}"
 
 
-def hnsw_index_sql(dims: int) -> str:
-    """The partial HNSW (cosine) index over the vectors of ``dims`` dimensions."""
+def hnsw_index_sql(dims: int, *, m: int = 16, ef_construction: int = 64) -> str:
+    """The partial HNSW (cosine) index over the vectors of ``dims`` dimensions.
+
+    ``m`` and ``ef_construction`` are the graph's build parameters (``HnswSettings``); an index
+    that exists keeps the ones it was built with.
+    """
     d = int(dims)
     return (
         f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(d)} ON behaviors "
-        f"USING hnsw ((embedding::vector({d})) vector_cosine_ops) WHERE vector_dims(embedding) = {d}"
+        f"USING hnsw ((embedding::vector({d})) vector_cosine_ops) WITH (m = {int(m)}, "
+        f"ef_construction = {int(ef_construction)}) WHERE vector_dims(embedding) = {d}"
     )

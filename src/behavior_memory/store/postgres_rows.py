@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
@@ -32,6 +33,7 @@ __all__ = [
     "behavior_from_row",
     "behavior_row",
     "clean",
+    "copy_behaviors",
     "encode",
     "jsonb",
     "trace_from_row",
@@ -113,6 +115,27 @@ def behavior_row(b: Behavior) -> tuple[Any, ...]:
         b.last_used_at,
         jsonb(b.metadata),
     )
+
+
+#: The types of ``behavior_row``'s values and the vector after them, for a binary COPY (no casts there).
+_COPY_TYPES = [
+    "text", "text", "text", "text", "text", "jsonb", "text", "bool", "jsonb", "text",
+    "int8", "int8", "int8", "int8", "int4", "timestamptz", "timestamptz", "timestamptz", "jsonb",
+]  # fmt: skip
+
+
+def copy_behaviors(conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]], vector_oid: int) -> None:
+    """Write ``behavior_row``s, each followed by its vector or None, with one binary ``COPY``.
+
+    A bulk load's path: several times faster than inserts, and the vectors travel as float32.
+    """
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY behaviors ({BEHAVIOR_COLUMNS}, embedding) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types([*_COPY_TYPES, vector_oid])
+        for row in rows:
+            copy.write_row(row)
 
 
 def behavior_edit(b: Behavior) -> tuple[Any, ...]:
