@@ -164,7 +164,7 @@ class StaleFeed(InMemoryStore):
 
     def retrieval_rows(self, namespace: str, **kw: Any) -> Any:
         if self.slow.is_set():
-            time.sleep(0.3)
+            time.sleep(1.0)
         return super().retrieval_rows(namespace, **kw)
 
 
@@ -178,7 +178,7 @@ def test_an_unavoidable_rebuild_runs_aside_while_the_old_snapshot_answers() -> N
     store.slow.set()
     started = time.perf_counter()
     assert names(bm25.retrieve("zebra", namespace="default", k=5)) == ["old"]  # the old one answers at once
-    assert time.perf_counter() - started < 0.2
+    assert time.perf_counter() - started < 0.5  # not the second the load takes
     snapshots.wait(5)
     assert names(bm25.retrieve("zebra", namespace="default", k=5)) == ["new", "old"]
     assert snapshots.builds == 2

@@ -27,6 +27,7 @@ from ..errors import EmbeddingError
 from ..store.base import ChangeFeed, HandbookStore, RetrievalRows
 from .ann import AnnIndex, find_saved, index_dir, labels_of
 from .base import ScoredBehavior
+from .exact import ExactMatrix, cosine_scores
 from .registry import AnnSettings, SnapshotCache, fetch_rows
 from .snapshot import Snapshot, top_rows
 
@@ -34,7 +35,6 @@ __all__ = ["VectorIndex", "VectorSet", "cosine_scores"]
 
 log = logging.getLogger(__name__)
 
-_VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
 _SAVE_EVERY = 1_000  # vectors changed in an ANN index between two saves
 _BUILD_CHUNK = 8_192  # vectors per insert call while an index is built
 
@@ -58,21 +58,6 @@ def _stop_threads() -> None:
         thread.join(timeout=10)
 
 
-def cosine_scores(matrix: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """``matrix @ query``, computed on one thread on purpose.
-
-    A multi-threaded BLAS matrix-vector product (what ``@`` calls) is about twice as fast on an
-    idle machine, but 10-20 times slower when the cores are busy, and a CPU vLLM server on the same
-    machine keeps them busy: its threads and BLAS's wait for each other. A row-by-row dot product
-    (``np.vecdot``) needs no other thread: about 0.3-0.5 ms at 10k x 384 either way.
-    """
-    if _VECDOT is not None:
-        scores: npt.NDArray[np.float32] = _VECDOT(matrix, query)
-    else:
-        scores = np.einsum("ij,j->i", matrix, query)
-    return scores
-
-
 def ann_available() -> bool:
     try:
         import usearch.index  # noqa: F401
@@ -81,56 +66,14 @@ def ann_available() -> bool:
     return True
 
 
-class _Exact:
-    """Row ``r`` of ``data`` is the vector of snapshot row ``r`` when ``valid[r]``."""
-
-    def __init__(self, dim: int) -> None:
-        self.data = np.zeros((0, dim), dtype=np.float32)
-        self.valid = np.zeros(0, dtype=bool)
-        self._invalid: npt.NDArray[np.intp] | None = None
-
-    def put(self, rows: Sequence[int], matrix: npt.NDArray[np.float32]) -> None:
-        if not len(rows):
-            return
-        top = max(rows) + 1
-        if top > self.data.shape[0]:
-            size = max(top, self.data.shape[0] + self.data.shape[0] // 4, 64)
-            grown = np.zeros((size, self.data.shape[1]), dtype=np.float32)
-            grown[: self.data.shape[0]] = self.data
-            valid = np.zeros(size, dtype=bool)
-            valid[: self.valid.shape[0]] = self.valid
-            self.data, self.valid = grown, valid
-        self.data[list(rows)] = matrix
-        self.valid[list(rows)] = True
-        self._invalid = None
-
-    def drop(self, rows: Sequence[int]) -> None:
-        rows = [r for r in rows if r < self.valid.shape[0]]
-        self.valid[rows] = False
-        self._invalid = None
-
-    def count(self) -> int:
-        return int(np.count_nonzero(self.valid))
-
-    def scores(self, query: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.float32]:
-        m = min(n, self.data.shape[0])
-        scores = np.full(n, -np.inf, dtype=np.float32)
-        scores[:m] = cosine_scores(self.data[:m], query)
-        invalid = self._invalid
-        if invalid is None:
-            invalid = self._invalid = np.flatnonzero(~self.valid[:m])
-        scores[invalid[invalid < m]] = -np.inf
-        return scores
-
-
 class VectorSet:
-    """The snapshot's "vectors" attachment: ``_Exact`` rows, or an ``AnnIndex`` past the threshold."""
+    """The snapshot's "vectors" attachment: ``ExactMatrix`` rows, or an ``AnnIndex`` past the threshold."""
 
     def __init__(self, snapshot: Snapshot, cache: SnapshotCache) -> None:
         self.snapshot, self.store, self.settings = snapshot, cache.store, cache.ann
         self.folder: Path | None = index_dir(cache.store) if cache.ann.persist else None
         self.dim = 0
-        self.exact: _Exact | None = None
+        self.exact: ExactMatrix | None = None
         self.ann: AnnIndex | None = None
         self.lock = threading.Lock()
         self._pending: list[tuple[Sequence[int], Sequence[str], Sequence[int], RetrievalRows]] | None = None
@@ -182,7 +125,7 @@ class VectorSet:
         if not pairs:
             return
         self.dim = int(matrix.shape[1])
-        self.exact = _Exact(self.dim)
+        self.exact = ExactMatrix(self.dim)
         rows = [r for r, _ in pairs]
         picks = [j for _, j in pairs]
         self.exact.put(rows, matrix if picks == list(range(matrix.shape[0])) else matrix[picks])
@@ -277,7 +220,7 @@ class VectorSet:
             vectors = self._vectors_by_id(fetched)
             if vectors:
                 self.dim = len(next(iter(vectors.values())))
-                self.exact = _Exact(self.dim)
+                self.exact = ExactMatrix(self.dim)
                 pairs = [(r, vectors[i]) for r, i in zip(added, fetched.ids, strict=True) if i in vectors]
                 self.exact.put([r for r, _ in pairs], np.stack([v for _, v in pairs]))
 
