@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +37,6 @@ from .sqlite_migrations import MIGRATIONS
 from .sqlite_rows import (
     BEHAVIOR_COLUMNS,
     BEHAVIOR_EDITABLE,
-    RETRIEVAL_COLUMNS,
     TRACE_COLUMNS,
     behavior_edit,
     behavior_from_row,
@@ -47,7 +45,7 @@ from .sqlite_rows import (
     bump,
     encode,
     read_changes,
-    record_to_behavior,
+    read_retrieval_rows,
     trace_from_row,
     trace_row,
 )
@@ -401,46 +399,10 @@ class SQLiteStore:
         With ``records=False`` (and no vectors) only the columns are read, from the covering index
         ``behaviors_retrieval`` instead of the table's pages: a third of the time at 100k rows.
         """
-        narrow = not records and not with_vectors
-        columns = RETRIEVAL_COLUMNS.split(", NULLIF")[0] if narrow else RETRIEVAL_COLUMNS
-        sql = f"SELECT {columns}{', vector' if with_vectors else ''} FROM behaviors WHERE namespace = ?"
-        params: list[Any] = [namespace]
-        if statuses is not None:
-            wanted = [str(s) for s in statuses]
-            sql += f" AND status IN ({', '.join('?' * len(wanted))})"
-            params += wanted
         with self._read() as conn:
-            if ids is None:
-                found = conn.execute(sql, params).fetchall()
-            else:
-                chosen, found = list(ids), []
-                for start in range(0, len(chosen), 500):
-                    part = chosen[start : start + 500]
-                    query = f"{sql} AND id IN ({', '.join('?' * len(part))})"
-                    found += conn.execute(query, [*params, *part]).fetchall()
-        vectors: Vectors | None = None
-        if with_vectors:
-            with_blob = [r for r in found if r[-1] is not None]
-            sizes = [len(r[-1]) for r in with_blob]
-            if len(set(sizes)) > 1:  # mixed embedders: the most common size, as ``vectors`` does
-                common = max(set(sizes), key=sizes.count)
-                with_blob = [r for r, size in zip(with_blob, sizes, strict=True) if size == common]
-            matrix = np.frombuffer(b"".join(r[-1] for r in with_blob), dtype=np.float32)
-            vectors = (
-                [r[0] for r in with_blob],
-                matrix.reshape(len(with_blob), -1) if with_blob else matrix.reshape(0, 0),
+            return read_retrieval_rows(
+                conn, namespace, statuses=statuses, ids=ids, with_vectors=with_vectors, records=records
             )
-            found = [r[:-1] for r in found]  # the blobs are in the matrix now
-        return RetrievalRows(
-            ids=[r[0] for r in found],
-            names=[r[1] for r in found],
-            instructions=[r[2] for r in found],
-            topics=[r[3] for r in found],
-            pinned=[bool(r[4]) for r in found],
-            records=[None] * len(found) if narrow else found,
-            materialize=partial(record_to_behavior, namespace),
-            vectors=vectors,
-        )
 
     def namespaces(self) -> list[str]:
         with self._read() as conn:

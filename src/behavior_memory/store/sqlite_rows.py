@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..types import Behavior, BehaviorStatus, Step, Trace
-from .base import FEED_MAX_IDS, Changes
+from .base import FEED_MAX_IDS, Changes, RetrievalRows, Vectors
 
 __all__ = [
     "BEHAVIOR_COLUMNS",
@@ -28,6 +29,7 @@ __all__ = [
     "bump",
     "encode",
     "read_changes",
+    "read_retrieval_rows",
     "record_to_behavior",
     "trace_from_row",
     "trace_row",
@@ -279,4 +281,55 @@ def trace_from_row(row: Sequence[Any], steps: list[Step]) -> Trace:
             "finished_at": row[16],
             "steps": steps,
         }
+    )
+
+
+def read_retrieval_rows(
+    conn: sqlite3.Connection,
+    namespace: str,
+    *,
+    statuses: Iterable[BehaviorStatus] | None = None,
+    ids: Collection[str] | None = None,
+    with_vectors: bool = False,
+    records: bool = True,
+) -> RetrievalRows:
+    """``SQLiteStore.retrieval_rows`` on an open connection."""
+    narrow = not records and not with_vectors
+    columns = RETRIEVAL_COLUMNS.split(", NULLIF")[0] if narrow else RETRIEVAL_COLUMNS
+    sql = f"SELECT {columns}{', vector' if with_vectors else ''} FROM behaviors WHERE namespace = ?"
+    params: list[Any] = [namespace]
+    if statuses is not None:
+        wanted = [str(s) for s in statuses]
+        sql += f" AND status IN ({', '.join('?' * len(wanted))})"
+        params += wanted
+    if ids is None:
+        found = conn.execute(sql, params).fetchall()
+    else:
+        chosen, found = list(ids), []
+        for start in range(0, len(chosen), 500):
+            part = chosen[start : start + 500]
+            query = f"{sql} AND id IN ({', '.join('?' * len(part))})"
+            found += conn.execute(query, [*params, *part]).fetchall()
+    vectors: Vectors | None = None
+    if with_vectors:
+        with_blob = [r for r in found if r[-1] is not None]
+        sizes = [len(r[-1]) for r in with_blob]
+        if len(set(sizes)) > 1:  # mixed embedders: the most common size, as ``vectors`` does
+            common = max(set(sizes), key=sizes.count)
+            with_blob = [r for r, size in zip(with_blob, sizes, strict=True) if size == common]
+        matrix = np.frombuffer(b"".join(r[-1] for r in with_blob), dtype=np.float32)
+        vectors = (
+            [r[0] for r in with_blob],
+            matrix.reshape(len(with_blob), -1) if with_blob else matrix.reshape(0, 0),
+        )
+        found = [r[:-1] for r in found]  # the blobs are in the matrix now
+    return RetrievalRows(
+        ids=[r[0] for r in found],
+        names=[r[1] for r in found],
+        instructions=[r[2] for r in found],
+        topics=[r[3] for r in found],
+        pinned=[bool(r[4]) for r in found],
+        records=[None] * len(found) if narrow else found,
+        materialize=partial(record_to_behavior, namespace),
+        vectors=vectors,
     )
