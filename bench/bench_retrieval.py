@@ -252,7 +252,7 @@ def write_rows(
     ]
 
 
-def settle(snapshot: Any, vectors: Any, timeout: float = 300.0) -> None:
+def settle(snapshot: Any, vectors: Any, timeout: float = 3600.0) -> None:
     """Wait for the background work that follows a load: records read, BM25 and HNSW built, writes applied."""
     deadline = time.monotonic() + timeout
     vectors.wait(timeout)
