@@ -83,7 +83,8 @@ def labels_of(ids: list[str]) -> npt.NDArray[np.uint64]:
     keys = np.zeros(len(ids), dtype=np.uint64)
     for column in range(16):
         keys = (keys << np.uint64(4)) | nibbles[:, column]
-    odd = np.flatnonzero((nibbles == 255).any(axis=1) | (np.char.str_len(raw) < 16))
+    short = raw.view(np.uint8).reshape(len(ids), 16)[:, 15] == 0  # "S16" pads a shorter id with zeros
+    odd = np.flatnonzero((nibbles == 255).any(axis=1) | short)
     for row in odd.tolist():
         keys[row] = int.from_bytes(hashlib.blake2b(ids[row].encode(), digest_size=8).digest(), "little")
     return keys
@@ -126,6 +127,10 @@ class _RowMap:
         return other
 
     def update(self, keys: npt.NDArray[np.uint64], rows: list[int]) -> None:
+        if not self.state[0].shape[0] and not self.state[2] and len(rows) > 4096:  # the first, bulk mapping
+            order = np.argsort(keys, kind="stable")
+            self.state = (keys[order], np.asarray(rows, dtype=np.int32)[order], {})
+            return
         self.state[2].update(zip(keys.tolist(), rows, strict=True))
         if len(self.state[2]) > max(4096, self.state[0].shape[0] // 8):
             self._fold()

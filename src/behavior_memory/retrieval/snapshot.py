@@ -271,17 +271,25 @@ class Snapshot:
         self.ids += rows.ids
         self.names += rows.names
         self.instructions += rows.instructions
-        self.topic_names += [None if t is None else sys.intern(t) for t in rows.topics]
-        self.records += rows.records
+        interned: dict[str | None, tuple[str | None, int]] = {None: (None, -1)}  # each distinct topic once
         codes = self.topic_codes
-        keys = [normalize_topic(t) for t in rows.topics]
-        self._topics.put(start, [-1 if k is None else codes.setdefault(sys.intern(k), len(codes)) for k in keys])
+
+        def code_of(topic: str | None) -> tuple[str | None, int]:
+            found = interned.get(topic)
+            if found is None:
+                key = normalize_topic(topic)
+                code = -1 if key is None else codes.setdefault(sys.intern(key), len(codes))
+                found = interned[topic] = (sys.intern(topic) if topic else topic, code)
+            return found
+
+        pairs = [code_of(t) for t in rows.topics]
+        self.topic_names += [name for name, _ in pairs]
+        self.records += rows.records
+        self._topics.put(start, [code for _, code in pairs])
         self._live.put(start, np.ones(count, dtype=bool))
         new_rows = list(range(start, start + count))
-        for row, behavior_id, pinned in zip(new_rows, rows.ids, rows.pinned, strict=True):
-            self.row_of[behavior_id] = row
-            if pinned:
-                self.pinned_rows.add(row)
+        self.row_of.update(zip(rows.ids, new_rows, strict=True))
+        self.pinned_rows.update(row for row, pinned in zip(new_rows, rows.pinned, strict=True) if pinned)
         self.n = start + count  # publish
         return new_rows
 

@@ -108,6 +108,7 @@ class VectorSet:
         rows = [r for r in np.flatnonzero(snapshot.live).tolist() if snapshot.ids[r] not in touched]
         ann.map_rows(rows, labels_of([snapshot.ids[r] for r in rows]))
         self.ann, self.dim = ann, dim
+        self._writer = _start(self._write_loop, "bmem-ann-writer")
         if touched:
             fresh = [i for i in changes[1] if i in snapshot.row_of]
             fetched = fetch_rows(store, snapshot.namespace, ids=fresh, with_vectors=True, feed=True) if fresh else None
@@ -268,20 +269,22 @@ class VectorSet:
         self._wake.set()
 
     def _write_loop(self) -> None:
+        # A memory-mapped index takes no writes: a copy is made a second after the open (the first
+        # queries go first), before the first change needs it; until then changes are searched exactly.
+        time.sleep(1.0)
         while not _STOPPING.is_set():
+            if self.ann is not None and self.ann.path is not None:
+                try:
+                    self.ann = self.ann.mutable()
+                except Exception:
+                    log.exception("reading the vector index of %r failed", self.snapshot.namespace)
+                    return
             if not self._wake.wait(0.5):
                 continue
             # let the request that queued the change finish first (this thread's Python work would
             # hold the interpreter meanwhile), and gather the writes that follow it
             time.sleep(0.005)
             self._wake.clear()
-            if self.ann is not None and self.ann.path is not None:  # a mapped file: take a copy to change
-                time.sleep(1.0)  # after the first queries of a process that just opened the handbook
-                try:
-                    self.ann = self.ann.mutable()
-                except Exception:
-                    log.exception("reading the vector index of %r failed", self.snapshot.namespace)
-                    continue
             while self._queue and not _STOPPING.is_set():
                 dead_ids, new = self._queue[0]
                 ann = self.ann
