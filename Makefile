@@ -36,6 +36,8 @@ test-unit: install
 test-integration: install
 	$(BIN)/python -m pytest tests/integration
 
+# Retrieval at 1k / 10k / 100k behaviors (add 1M: `.venv/bin/python bench/bench_retrieval.py --sizes 1000000`):
+# warm latency and recall@5 beside numpy and raw usearch, the first retrieve after a write, cold start, memory.
 bench: install
 	$(BIN)/python bench/bench_retrieval.py
 

@@ -257,7 +257,11 @@ def settle(snapshot: Any, vectors: Any, timeout: float = 3600.0) -> None:
     deadline = time.monotonic() + timeout
     vectors.wait(timeout)
     vectors.flush(timeout)
-    while time.monotonic() < deadline and (None in snapshot.records or snapshot._attaching):
+    while time.monotonic() < deadline and (
+        None in snapshot.records
+        or snapshot._attaching
+        or (vectors.ann is not None and vectors.ann.path is not None)  # the mapped index is being copied
+    ):
         time.sleep(0.05)
 
 
