@@ -81,7 +81,8 @@ class Reembedding:
     """One pass that embeds every behavior of every namespace with ``embedder``, ``batch`` at a time.
 
     ``progress(done, total)`` is called after each batch. ``run`` does it in the caller's thread;
-    ``start`` in a daemon thread (``join`` waits for it); ``done``, ``total`` and ``error`` tell how it went.
+    ``start`` in a background thread (``join`` waits for it; the process waits for it before exiting);
+    ``done``, ``total`` and ``error`` tell how it went.
     """
 
     def __init__(
@@ -132,7 +133,9 @@ class Reembedding:
                 self.error = exc
                 log.exception("re-embedding the handbook failed; retrieval stays lexical until a run succeeds")
 
-        self._thread = threading.Thread(target=work, name="bmem-reembed", daemon=True)
+        # not a daemon: a process that ends meanwhile finishes the batches first (an embedding model's
+        # native threads must not be cut off at exit) and records the new embedder
+        self._thread = threading.Thread(target=work, name="bmem-reembed", daemon=False)
         self._thread.start()
         return self
 

@@ -77,7 +77,6 @@ class VectorSet:
         self.ann: AnnIndex | None = None
         self.lock = threading.Lock()
         self._pending: list[tuple[Sequence[int], Sequence[str], Sequence[int], RetrievalRows]] | None = None
-        self._saving = False
         self._builder: threading.Thread | None = None
         self.foreign = 0  # vectors of another size seen since the load (a re-embedding)
         self._fresh: dict[int, npt.NDArray[np.float32]] = {}  # row -> vector not in the HNSW index yet
@@ -176,8 +175,6 @@ class VectorSet:
             log.info("saved the vector index of %r to %s", self.snapshot.namespace, path)
         except OSError as exc:
             log.warning("could not save the vector index of %r: %s", self.snapshot.namespace, exc)
-        finally:
-            self._saving = False
 
     # --- changes ------------------------------------------------------------------------------
     def _vectors_by_id(self, fetched: RetrievalRows) -> dict[str, npt.NDArray[np.float32]]:
