@@ -51,10 +51,14 @@ def _postgres_store(config: BehaviorMemoryConfig) -> HandbookStore:
     require("psycopg", "postgres", what="store.backend: postgres")
     require("psycopg_pool", "postgres", what="store.backend: postgres")
     from .store.postgres import PostgresStore
+    from .store.postgres_search import HnswSettings
 
     assert config.store.dsn is not None  # StoreConfig refuses postgres without a dsn
     return PostgresStore(
-        config.store.dsn, pool_size=config.store.pool_size, connect_timeout_s=config.store.connect_timeout_s
+        config.store.dsn,
+        pool_size=config.store.pool_size,
+        connect_timeout_s=config.store.connect_timeout_s,
+        hnsw=HnswSettings.from_config(config.store),
     )
 
 

@@ -195,3 +195,19 @@ def test_the_configuration_names_every_setting_with_the_same_defaults() -> None:
     assert all(f"hnsw_{name}" in StoreConfig.model_fields for name in HnswSettings.__dataclass_fields__)
     with pytest.raises(ValueError, match="at least twice"):
         StoreConfig(hnsw_m=32, hnsw_ef_construction=40)
+
+
+def test_the_yaml_hnsw_settings_reach_the_store(pg_dsn: str) -> None:
+    from behavior_memory._wiring import build_store
+    from behavior_memory.config import BehaviorMemoryConfig
+
+    config = BehaviorMemoryConfig.model_validate(
+        {"store": {"backend": "postgres", "dsn": pg_dsn, "hnsw_ef_search": 37, "hnsw_m": 24}}
+    )
+    store = build_store(config)
+    try:
+        assert isinstance(store, PostgresStore)
+        assert (store.hnsw.ef_search, store.hnsw.m) == (37, 24)
+        assert store._read(lambda conn: conn.execute("SHOW hnsw.ef_search").fetchone()) == ("37",)
+    finally:
+        store.close()

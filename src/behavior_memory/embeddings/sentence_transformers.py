@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._optional import require
+from .._threads import native_call
 from ..errors import EmbeddingError, MissingDependencyError
 from .base import Embedder, l2_normalize
 
@@ -130,7 +131,7 @@ class SentenceTransformerEmbedder(Embedder):
             sentence_transformers = require("sentence_transformers", "embeddings", what="local embeddings")
         logger.info("loading sentence-transformers model %s on %s", self.model_path, self.device)
         try:
-            with _offline(), _no_progress_bars():
+            with native_call(), _offline(), _no_progress_bars():
                 model = sentence_transformers.SentenceTransformer(self.model_path, device=self.device)
         except Exception as exc:
             raise EmbeddingError(
@@ -155,13 +156,14 @@ class SentenceTransformerEmbedder(Embedder):
         with self._lock:
             model = self._load_locked()
             try:
-                vectors = model.encode(
-                    list(texts),
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                with native_call():  # the process lets an encode finish before it exits
+                    vectors = model.encode(
+                        list(texts),
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
             except Exception as exc:
                 raise EmbeddingError(f"sentence-transformers failed to embed: {exc}") from exc
         return l2_normalize(vectors)

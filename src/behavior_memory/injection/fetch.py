@@ -19,6 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._threads import start_background
 from .exposure import Exposure
 from .render import RenderedBlock
 from .tokens import count_tokens
@@ -103,7 +104,7 @@ class BlockFetcher:
             count_tokens("behavior")
         except Exception:  # the first render will report it
             log.debug("could not load the tokenizer ahead of the first task", exc_info=True)
-        threading.Thread(target=self._warm_retrieval, name="bmem-warm-up", daemon=True).start()
+        start_background(self._warm_retrieval, "bmem-warm-up")
 
     def _warm_retrieval(self) -> None:
         try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar, cast
 
+from .._threads import start_background
 from ..store.base import ChangeFeed, HandbookStore, RetrievalRows, default_retrieval_rows
 from ..types import INJECTABLE_STATUSES
 from .ann import find_saved, index_dir
@@ -173,7 +174,7 @@ class SnapshotCache:
         snapshot = Snapshot(namespace, token, rows)
         snapshot.fetch_records = partial(self._records, namespace)
         if rows.records and rows.records[0] is None:
-            threading.Thread(target=snapshot.fill_records, name=f"bmem-records-{namespace}", daemon=True).start()
+            start_background(snapshot.fill_records, f"bmem-records-{namespace}")
         self.builds += 1
         for name, build in self.wanted.items():
             snapshot.attach(name, build)
@@ -200,9 +201,7 @@ class SnapshotCache:
             finally:
                 self._rebuilding.pop(namespace, None)
 
-        thread = threading.Thread(target=rebuild, name=f"bmem-snapshot-{namespace}", daemon=True)
-        self._rebuilding[namespace] = thread
-        thread.start()
+        self._rebuilding[namespace] = start_background(rebuild, f"bmem-snapshot-{namespace}")
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for background rebuilds under way (tests, benches, a clean exit)."""

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .._threads import start_background
 from ..store.base import HandbookStore, RetrievalRows, Vectors
 from ..types import Behavior
 
@@ -341,7 +342,7 @@ class Snapshot:
             finally:
                 self._attaching.discard(name)
 
-        threading.Thread(target=work, name=f"bmem-{name}-{self.namespace}", daemon=True).start()
+        start_background(work, f"bmem-{name}-{self.namespace}")
         return True
 
     def attach(self, name: str, build: Callable[[Snapshot], Attachment]) -> Attachment:

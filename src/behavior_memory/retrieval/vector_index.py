@@ -11,18 +11,17 @@ without a vector are invisible here (lexical finds them).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from .._threads import start_background, stopping
 from ..errors import EmbeddingError
 from ..store.base import ChangeFeed, HandbookStore, RetrievalRows
 from .ann import AnnIndex, find_saved, index_dir, labels_of
@@ -37,25 +36,6 @@ log = logging.getLogger(__name__)
 
 _SAVE_EVERY = 1_000  # vectors changed in an ANN index between two saves
 _BUILD_CHUNK = 8_192  # vectors per insert call while an index is built
-
-# Threads that call into usearch stop before the interpreter exits: native code still running in a
-# daemon thread while the interpreter tears down aborts the process ("terminate called ...").
-_STOPPING = threading.Event()
-_THREADS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
-
-
-def _start(target: Callable[[], None], name: str) -> threading.Thread:
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    _THREADS.add(thread)
-    thread.start()
-    return thread
-
-
-@atexit.register
-def _stop_threads() -> None:
-    _STOPPING.set()
-    for thread in list(_THREADS):
-        thread.join(timeout=10)
 
 
 def ann_available() -> bool:
@@ -107,7 +87,7 @@ class VectorSet:
         rows = [r for r in np.flatnonzero(snapshot.live).tolist() if snapshot.ids[r] not in touched]
         ann.map_rows(rows, labels_of([snapshot.ids[r] for r in rows]))
         self.ann, self.dim = ann, dim
-        self._writer = _start(self._write_loop, "bmem-ann-writer")
+        self._writer = start_background(self._write_loop, "bmem-ann-writer")
         if touched:
             fresh = [i for i in changes[1] if i in snapshot.row_of]
             fetched = fetch_rows(store, snapshot.namespace, ids=fresh, with_vectors=True, feed=True) if fresh else None
@@ -143,7 +123,7 @@ class VectorSet:
                 contiguous = rows == list(range(len(rows)))  # a view, not a copy of a large matrix
                 keys = labels_of([self.snapshot.ids[r] for r in rows])
                 for start in range(0, len(rows), _BUILD_CHUNK):  # in chunks: an exit need not wait long
-                    if _STOPPING.is_set():
+                    if stopping():
                         return
                     part = slice(start, start + _BUILD_CHUNK)
                     chunk = data[part] if contiguous else data[rows[part]]
@@ -159,7 +139,7 @@ class VectorSet:
                 log.exception("building the vector index of %r failed", namespace)
                 self._pending = None
 
-        self._builder = _start(build, f"bmem-ann-{namespace}")
+        self._builder = start_background(build, f"bmem-ann-{namespace}")
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for an index build under way (tests, benches)."""
@@ -262,14 +242,14 @@ class VectorSet:
         self._fresh, self._fresh_matrix = fresh, None
         self._queue.append((dead_ids, new))
         if self._writer is None:
-            self._writer = _start(self._write_loop, "bmem-ann-writer")
+            self._writer = start_background(self._write_loop, "bmem-ann-writer")
         self._wake.set()
 
     def _write_loop(self) -> None:
         # A memory-mapped index takes no writes: a copy is made a second after the open (the first
         # queries go first), before the first change needs it; until then changes are searched exactly.
         time.sleep(1.0)
-        while not _STOPPING.is_set():
+        while not stopping():
             if self.ann is not None and self.ann.path is not None:
                 try:
                     self.ann = self.ann.mutable()
@@ -282,7 +262,7 @@ class VectorSet:
             # hold the interpreter meanwhile), and gather the writes that follow it
             time.sleep(0.005)
             self._wake.clear()
-            while self._queue and not _STOPPING.is_set():
+            while self._queue and not stopping():
                 dead_ids, new = self._queue[0]
                 ann = self.ann
                 try:
