@@ -152,3 +152,19 @@ def test_import_behavior_memory_does_not_load_usearch() -> None:
     code = "import sys, behavior_memory; print('usearch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_batch_carrying_one_behavior_twice_keeps_its_latest_vector() -> None:
+    # a batch of changes can hold the same behavior twice (edited twice before the writer ran);
+    # usearch refuses a repeated key, which once failed the whole batch
+    from behavior_memory.retrieval.ann import AnnIndex
+
+    ann = AnnIndex(8, AnnSettings())
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((3, 8)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    keys = np.array([11, 22, 11], dtype=np.uint64)
+    ann.add([0, 1, 2], keys, matrix)
+    assert len(ann) == 2
+    assert ann._row_of.rows(np.array([11, 22], dtype=np.uint64)).tolist() == [2, 1]
+    assert ann.same_vectors(keys[2:], matrix[2:]).tolist() == [True]

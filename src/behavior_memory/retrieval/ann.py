@@ -164,6 +164,17 @@ class _RowMap:
         return out
 
 
+def _last_of_each_key(
+    rows: list[int], keys: npt.NDArray[np.uint64], matrix: npt.NDArray[np.float32]
+) -> tuple[list[int], npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
+    """One entry per key, the latest (a batch of changes can carry one behavior twice)."""
+    _, first_from_end = np.unique(keys[::-1], return_index=True)
+    if first_from_end.shape[0] == keys.shape[0]:
+        return rows, keys, matrix
+    keep = np.sort(keys.shape[0] - 1 - first_from_end)
+    return [rows[i] for i in keep.tolist()], keys[keep], matrix[keep]
+
+
 class AnnIndex:
     """HNSW (cosine, float16) over one namespace's vectors, keyed by behavior id; rows from its snapshot."""
 
@@ -193,6 +204,7 @@ class AnnIndex:
         """Insert (or replace) the vectors of these rows."""
         if not rows:
             return
+        rows, keys, matrix = _last_of_each_key(rows, keys, matrix)  # usearch refuses a repeated key
         with self.lock:
             present = self.index.contains(keys)
             if np.any(present):
