@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,embeddings,langchain,llamaindex,eval,postgres
+EXTRAS ?= dev,embeddings,langchain,llamaindex,eval,postgres,ui,mcp,sft,otel
 
-.PHONY: install demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults bench-guard eval-smoke bench-langchain bench-llamaindex bench-postgres lint typecheck lock clean serve stop
+.PHONY: install browser demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults bench-guard eval-smoke bench-langchain bench-llamaindex bench-postgres lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ demo: install
 tour: install
 	$(BIN)/python examples/01_handbook_tour.py
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest tests
+
+# The web UI's browser tests use Debian's chromium and chromedriver (no browser download works offline).
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit tests/e2e -m "not integration"
