@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "llamaindex": ("llama_index", "llama_index_instrumentation"),
     "postgres": ("psycopg", "pgvector"),
     "eval": ("math_verify", "matplotlib"),
+    "sft": ("trl", "peft", "datasets", "accelerate", "transformers", "torch"),
     "ui": ("starlette", "jinja2", "uvicorn", "multipart"),
 }
 

@@ -23,6 +23,7 @@ from ..retrieval.config import RetrievalConfig
 from ..types import DEFAULT_NAMESPACE, validate_namespace
 from .loader import json_schema, load_model, load_model_from_text
 from .serve import ServeConfig
+from .sft import SFTConfig
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -269,6 +270,7 @@ class BehaviorMemoryConfig(_Section):
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
     reflection: ReflectionConfig = Field(default_factory=ReflectionConfig)
     curation: CurationConfig = Field(default_factory=CurationConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
 
     #: Folder that relative paths are resolved against (the YAML file's folder); not a YAML key.
     _base_dir: Path | None = None
