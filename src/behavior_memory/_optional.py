@@ -25,6 +25,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "eval": ("math_verify", "matplotlib"),
     "sft": ("trl", "peft", "datasets", "accelerate", "transformers", "torch"),
     "ui": ("starlette", "jinja2", "uvicorn", "multipart"),
+    "mcp": ("mcp",),
+    "otel": ("opentelemetry",),
 }
 
 
