@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Measure behavior-conditioned inference the way the paper did (bci, summary, plot).",
     ),
     "init": ("init_cmd", "init", "Write a commented configuration whose handbook lives beside it."),
+    "mcp": ("mcp_cmd", "mcp", "Serve the handbook to MCP clients (stdio or streamable HTTP)."),
     "reflect": ("reflect", "reflect", "Reflect traces to mint behaviors (the model server must answer)."),
     "review": (
         "review_cmd",
