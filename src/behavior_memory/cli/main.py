@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sft": ("sft_cmd", "sft", "Fine-tuning data from behavior-conditioned answers (the paper's BC-SFT)."),
     "store": ("store_cmd", "store", "Migrate a handbook's schema, or copy a handbook between SQLite and PostgreSQL."),
     "traces": ("traces", "traces", "Inspect recorded traces."),
+    "ui": ("ui_cmd", "ui", "A local web app: the handbook, the review queue, traces and plots."),
     "worker": ("worker_cmd", "worker", "Run a reflection worker in the foreground until SIGTERM or Ctrl-C."),
 }
 
