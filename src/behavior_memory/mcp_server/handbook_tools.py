@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, NotFoundError, StoreUnavailableError
+from ..errors import BehaviorMemoryError, InvalidInputError, NotFoundError
 from ..injection.search import BehaviorSearch, SearchResult
 from ..review import flagged, transition
 from ..types import (
@@ -32,7 +32,13 @@ from ..types import (
 if TYPE_CHECKING:
     from ..memory import BehaviorMemory
 
-__all__ = ["MAX_EVIDENCE_CHARS", "MAX_FEEDBACK_CHARS", "HandbookTools", "behavior_record"]
+__all__ = [
+    "MAX_EVIDENCE_CHARS",
+    "MAX_FEEDBACK_CHARS",
+    "HandbookTools",
+    "SearchFailedError",
+    "behavior_record",
+]
 
 MAX_EVIDENCE_CHARS = 2_000
 MAX_FEEDBACK_CHARS = 2_000
@@ -40,6 +46,12 @@ MAX_TOPIC_CHARS = 100
 #: Statuses a client may read: quarantined and archived behaviors are never served (never injected either).
 _READABLE = frozenset({BehaviorStatus.ACTIVE, BehaviorStatus.CANDIDATE, BehaviorStatus.STALE})
 PROPOSER = "mcp"
+
+
+class SearchFailedError(BehaviorMemoryError):
+    """A search found the store or the retriever failing; the message names only the kind of fault."""
+
+    code = "search_failed"
 
 
 def behavior_record(behavior: Behavior) -> dict[str, Any]:
@@ -86,7 +98,7 @@ class HandbookTools:
         if result.status == "invalid":
             raise InvalidInputError(result.text.removeprefix("Invalid search: "))
         if not result.ok:
-            raise StoreUnavailableError(result.text)
+            raise SearchFailedError(result.text)
         return {
             "block": result.text if result.status == "ok" else "",
             "message": None if result.status == "ok" else result.text,

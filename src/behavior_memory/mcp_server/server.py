@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._optional import require
-from ..errors import BehaviorMemoryError, InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, NotFoundError
 from ..injection.render import behavior_line
 from ..injection.search import SEARCH_TOOL_DESCRIPTION
-from .handbook_tools import HandbookTools
+from .handbook_tools import HandbookTools, SearchFailedError
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -38,11 +38,12 @@ _T = TypeVar("_T")
 
 
 def _message(exc: BaseException, timeout_s: float) -> str:
+    """What the client reads: the caller's own mistakes in full; of a fault only its kind (no paths, no DSNs)."""
     if isinstance(exc, TimeoutError):
         return f"the handbook did not answer within {timeout_s:g} s; try again later"
-    if isinstance(exc, BehaviorMemoryError):
+    if isinstance(exc, InvalidInputError | NotFoundError | SearchFailedError):
         return str(exc)
-    return f"the handbook failed ({type(exc).__name__}); try again later"
+    return f"the handbook is unavailable ({type(exc).__name__}); try again later"
 
 
 def build_server(
@@ -66,8 +67,8 @@ def build_server(
         try:
             return await run(fn, *args)
         except Exception as exc:
-            if not isinstance(exc, BehaviorMemoryError | TimeoutError):
-                log.exception("MCP tool failed")
+            if not isinstance(exc, InvalidInputError | NotFoundError):
+                log.warning("MCP tool %s failed: %s", getattr(fn, "__name__", fn), exc, exc_info=True)
             raise ToolError(_message(exc, timeout_s)) from exc
 
     server: MCPServer = MCPServer(
