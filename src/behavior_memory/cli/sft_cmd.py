@@ -1,10 +1,13 @@
-"""``bmem sft export``: BC-SFT chat records (teacher answered with behaviors, block stripped) and the plain twin."""
+"""``bmem sft export``: BC-SFT chat records (teacher answered with behaviors, block stripped) and the plain twin;
+``bmem sft train``: fine-tune a student on them (TRL; LoRA or full) into a folder vLLM serves."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+from pydantic import ValidationError
 from rich.table import Table
 
 from ..eval.bci import SolveSettings, jobs_for, load_rows, run_bci
@@ -91,3 +94,92 @@ def export(
             str(report.skipped),
         )
     obj.console.print(table)
+
+
+@sft.command()
+@click.argument("records", type=click.Path(path_type=Path))
+@click.option(
+    "--base", type=click.Path(path_type=Path), help="Local HF causal-LM folder [sft.base, else embedded SmolLM2]."
+)
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Folder for the merged model.")
+@click.option("--twin", is_flag=True, help="Also train the plain-SFT twin (same questions, plain answers).")
+@click.option("--plain-records", type=click.Path(path_type=Path), help="The twin's records [RECORDS.plain.jsonl].")
+@click.option("--plain-out", type=click.Path(path_type=Path), help="The twin's folder [OUT-plain].")
+@click.option("--method", type=click.Choice(["lora", "full"]), help="LoRA (PEFT) or full fine-tuning [sft.method].")
+@click.option("--epochs", type=float, help="Passes over the records [sft.epochs].")
+@click.option("--max-steps", type=int, help="Stop after N optimizer steps [sft.max_steps].")
+@click.option("--learning-rate", "--lr", type=float, help="[sft.learning_rate]")
+@click.option("--batch-size", type=int, help="[sft.batch_size]")
+@click.option("--max-length", type=int, help="Tokens per record at most [sft.max_length].")
+@click.option("--eval-fraction", type=float, help="Held-out share for eval loss [sft.eval_fraction].")
+@click.option("--lora-r", type=int, help="[sft.lora_r]")
+@click.option("--save-steps", type=int, help="Checkpoint every N steps [sft.save_steps].")
+@click.option("--seed", type=int, help="[sft.seed]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (only once training succeeded).")
+@click.option("--fresh", is_flag=True, help="Discard checkpoints of an earlier run instead of resuming.")
+@click.option("--keep-checkpoints", is_flag=True, help="Keep OUT.checkpoints/ after saving.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@pass_ctx
+def train(
+    obj: CliContext,
+    /,
+    records: Path,
+    base: Path | None,
+    out: Path,
+    twin: bool,
+    plain_records: Path | None,
+    plain_out: Path | None,
+    overwrite: bool,
+    fresh: bool,
+    keep_checkpoints: bool,
+    no_progress: bool,
+    **overrides: Any,
+) -> None:
+    """Fine-tune a student on RECORDS (`bmem sft export` output) with TRL; save a folder `bmem serve --model` serves.
+
+    Interrupted? Run the same command again: it resumes from OUT.checkpoints/.
+    """
+    from ..sft.checks import default_base, folder_size
+    from ..sft.records import load_records
+    from ..sft.train import train_records
+    from ..sft.twin import train_pair
+
+    cfg = obj.config()
+    try:  # flags pass the section's checks too
+        settings = type(cfg.sft).model_validate(
+            {**cfg.sft.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+    except ValidationError as exc:
+        raise click.BadParameter("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+    base_dir = base or (Path(settings.base).expanduser() if settings.base else default_base())
+    common: dict[str, Any] = {
+        "base": base_dir,
+        "settings": settings,
+        "overwrite": overwrite,
+        "resume": not fresh,
+        "keep_checkpoints": keep_checkpoints,
+        "progress": not no_progress,
+    }
+    obj.err.print(f"base {base_dir}; {settings.method}; records {records}" + (" (+ plain twin)" if twin else ""))
+    if twin or plain_records or plain_out:
+        results = list(train_pair(records, out=out, plain_records=plain_records, plain_out=plain_out, **common))
+        labels = ["BC-SFT", "plain SFT"]
+    else:
+        results = [train_records(load_records(records), out=out, source=str(records), **common)]
+        labels = ["BC-SFT"]
+    table = Table(title="bmem sft train")
+    for name in ("model", "folder", "records (train/eval)", "steps", "s/step", "s/record", "eval loss", "size"):
+        table.add_column(name, justify="left" if name in {"model", "folder"} else "right")
+    for label, r in zip(labels, results, strict=True):
+        table.add_row(
+            label,
+            str(r.out),
+            f"{r.train_records}/{r.eval_records}",
+            str(r.steps),
+            f"{r.seconds_per_step:.2f}",
+            f"{r.seconds_per_record:.2f}",
+            "-" if r.eval_loss is None else f"{r.eval_loss:.3f}",
+            f"{folder_size(r.out) / 2**20:.0f} MiB",
+        )
+    obj.console.print(table)
+    obj.console.print(f"serve it: bmem serve --model {results[0].out} --served-model-name {results[0].out.name}")
