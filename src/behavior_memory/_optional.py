@@ -24,7 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg", "pgvector"),
     "eval": ("math_verify", "matplotlib"),
     "sft": ("trl", "peft", "datasets", "accelerate", "transformers", "torch"),
-    "ui": ("starlette", "jinja2", "uvicorn", "multipart"),
+    "ui": ("starlette", "jinja2", "uvicorn", "python_multipart"),
     "mcp": ("mcp",),
     "otel": ("opentelemetry",),
 }
