@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from behavior_memory import BehaviorMemory
 from behavior_memory.config.settings import load_config_text
@@ -51,3 +52,12 @@ def seed(memory: BehaviorMemory) -> dict[str, str]:
             t.finish(answer="46", outcome="success" if i % 3 else "failure")
         ids[f"trace{i}"] = t.trace.id
     return ids
+
+
+def client_for(memory: BehaviorMemory, **kwargs: Any) -> Any:
+    from starlette.testclient import TestClient
+
+    from behavior_memory.ui.app import create_app
+
+    # The Host check answers only to local names: TestClient's default "testserver" is refused.
+    return TestClient(create_app(memory, **kwargs), base_url="http://127.0.0.1:8765")

@@ -34,7 +34,7 @@ def create_app(
     ``guardrails`` default: localhost only, no token. Raises ``MissingDependencyError`` without the
     ``ui`` extra.
     """
-    for module in ("starlette", "jinja2", "multipart"):
+    for module in ("starlette", "jinja2", "python_multipart"):
         require(module, "ui", what="bmem ui")
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["routes"]
 
 _PINNED = {"yes": True, "no": False}
+_SORTS = {key: key for key in BEHAVIOR_SORTS}
+
+
+def _bad_sort(request: Request) -> str:
+    raise HTTPException(400, f"unknown sort {request.query_params['sort'][:40]!r}; one of {', '.join(_SORTS)}")
+
+
 _UTILITY_TRACES = 1000  # the latest traces read to measure a behavior's utility
 
 
@@ -39,7 +46,7 @@ def _handbook(request: Request) -> Response:
         topic=topic[:200] if topic else None,
         pinned=choice_param(request, "pinned", _PINNED),
         text=(request.query_params.get("text") or "")[:200] or None,
-        sort=choice_param(request, "sort", BEHAVIOR_SORTS) or "name",
+        sort=_SORTS.get(request.query_params.get("sort") or "name") or _bad_sort(request),
     )
     size = int_param(request, "size", 50, high=MAX_PAGE_SIZE)
     page = ui.browser.behaviors(f, page=int_param(request, "page", 1), size=size)

@@ -108,12 +108,12 @@ def namespace_param(request: Request) -> str:
 
 
 def choice_param(request: Request, name: str, choices: Any) -> Any:
-    """An enum (or one of a dict's keys) from the query; empty means no filter."""
+    """An enum's member (or a dict's value) named by the query; empty means no filter."""
     raw = request.query_params.get(name)
     if not raw:
         return None
     try:
-        return choices(raw) if callable(choices) else (raw if raw in choices else choices[raw])
+        return choices(raw) if callable(choices) else choices[raw]
     except (ValueError, KeyError):
         raise HTTPException(400, f"unknown {name} {raw[:40]!r}") from None
 
