@@ -82,7 +82,7 @@ def disk_needed(base: Path, *, method: str, save_total_limit: int = 2) -> int:
     fine-tuning the weights and the optimizer's two float32 moments, per checkpoint kept)."""
     weights = sum(f.stat().st_size for pattern in _WEIGHTS for f in base.glob(pattern))
     # full: float32 weights (2x bf16) + Adam's two float32 moments; LoRA: adapters and their optimizer state
-    per_checkpoint = weights * 7 if method == "full" else max(weights // 10, 16 * _MB)
+    per_checkpoint = 16 * _MB + (weights * 7 if method == "full" else weights // 10)
     return weights + per_checkpoint * save_total_limit + 64 * _MB
 
 
