@@ -270,3 +270,13 @@ def test_a_missing_extra_names_the_pip_install(monkeypatch, seeded):
     monkeypatch.setitem(sys.modules, "python_multipart", None)
     with pytest.raises(MissingDependencyError, match=re.escape('pip install "behavior-memory[ui]"')):
         create_app(seeded.memory)
+
+
+def test_a_behavior_page_shows_its_measured_utility_with_the_interval(client):
+    html = client.get("/behaviors/behavior_check_units").text
+    utility = html.split('id="utility"', 1)[1].split("</section>", 1)[0]
+    assert "shown in 12 tasks, withheld from 12" in utility
+    assert re.search(r"success effect \(shown − withheld\): \+66\.7 points, 95% interval \[\+\d", utility)
+    assert "output-token effect: -20 tokens" in utility
+    assert "raises success" in utility
+    assert "Not measured" in client.get("/behaviors/behavior_draw_a_figure").text

@@ -51,6 +51,14 @@ def seed(memory: BehaviorMemory) -> dict[str, str]:
             t.tool_call(name="multiply", args={"a": 3, "b": 5}, result="15")
             t.finish(answer="46", outcome="success" if i % 3 else "failure")
         ids[f"trace{i}"] = t.trace.id
+    # The exposure experiment: behavior_check_units shown in 12 tasks (all solved), withheld from 12 (4 solved).
+    for i in range(24):
+        shown = i % 2 == 0
+        names = ["behavior_check_units"] if shown else []
+        meta = {"withheld": [] if shown else ["behavior_check_units"]}
+        with memory.trace(task=f"Convert {i} km to m.", hits=names, metadata=meta) as t:
+            t.model_call(output=f"{i * 1000} m", usage=TokenUsage(completion_tokens=40 if shown else 60))
+            t.finish(answer=f"{i * 1000}", outcome="success" if shown or i % 6 == 1 else "failure")
     return ids
 
 

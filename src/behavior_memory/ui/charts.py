@@ -89,6 +89,10 @@ def lines(title: str, series: Sequence[Series], *, x_labels: Sequence[str] | Non
         pts = " ".join(f"{_LEFT + (x - x0) * xk:.1f},{_H - _BOTTOM - y * yk:.1f}" for x, y in pairs)
         color = _COLORS[i % len(_COLORS)]
         body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
+        if len(s.xs) <= 40:  # a point per value, so one day alone still shows
+            for xy in pts.split():
+                cx, cy = xy.split(",")
+                body.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')
     return _frame(title, body, [s.label for s in series])
 
 
