@@ -18,16 +18,24 @@ __all__ = ["serve"]
 @click.option("--stop", "stop_it", is_flag=True, help="Stop the server `bmem serve` started on this port.")
 @click.option("--port", type=int, help="Port (default: serve.port).")
 @click.option("--model", help="Model to serve (default: serve.model; none = the embedded SmolLM2 on CPU).")
+@click.option("--served-model-name", help="Model id clients send (default: serve.served_model_name).")
 @pass_ctx
 def serve(
-    obj: CliContext, print_only: bool, foreground: bool, stop_it: bool, port: int | None, model: str | None
+    obj: CliContext,
+    print_only: bool,
+    foreground: bool,
+    stop_it: bool,
+    port: int | None,
+    model: str | None,
+    served_model_name: str | None,
 ) -> None:
     """Serve the model: vLLM on a GPU, or the embedded CPU build with SmolLM2-135M.
 
     Returns once the server answers, printing its URL and model name; `--stop` stops it.
     """
     cfg = obj.config().serve
-    updates = {k: v for k, v in {"port": port, "model": model}.items() if v is not None}
+    chosen = {"port": port, "model": model, "served_model_name": served_model_name}
+    updates = {k: v for k, v in chosen.items() if v is not None}
     if updates:
         cfg = cfg.model_copy(update=updates)
     if stop_it:
