@@ -23,8 +23,9 @@ __all__ = ["mcp"]
 @click.option("--timeout", "timeout_s", type=float, default=10.0, show_default=True, help="Seconds per tool call.")
 @pass_ctx
 def mcp(obj: CliContext, transport: str, host: str, port: int, http_path: str, timeout_s: float) -> None:
-    """Serve the handbook to MCP clients: search, get and propose behaviors, record feedback.
+    """Serve the handbook to MCP clients (stdio or streamable HTTP).
 
+    Tools: search_behaviors, get_behavior, propose_behavior, record_feedback; resources: the handbook.
     The namespace is the configuration's, or -n/--namespace before the command
     (`bmem -n acme/bot mcp`); clients never reach another one. Proposed behaviors wait as
     candidates, through the same guard as reflection. On stdio, stdout carries only the protocol.

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from .fetch import BlockSource
 
 if TYPE_CHECKING:
     from ..retrieval.base import ScoredBehavior
     from ..types import Behavior
+    from .fetch import BlockSource
 
 __all__ = [
     "MAX_SEARCH_K",

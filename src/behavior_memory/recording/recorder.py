@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..injection.search import SEARCH_TOOL_NAME, search_result_names
 from ..types import Outcome, Step, TokenUsage, Trace, utcnow
 from .text import MAX_ERROR_CHARS, clip, encodable, encodable_data, json_safe
 
@@ -118,7 +119,12 @@ class TraceRecorder:
         error: str | None = None,
         latency_s: float | None = None,
     ) -> Step:
-        """Record one tool call with its arguments and its result (or error)."""
+        """Record one tool call with its arguments and its result (or error).
+
+        What a ``search_behaviors`` call returned counts as shown, like the injected block.
+        """
+        if name == SEARCH_TOOL_NAME and error is None and result is not None:
+            self.show(search_result_names(str(result)))
         step = Step(
             kind="tool",
             name=encodable(name),

@@ -14,6 +14,8 @@ Needs the ``[langchain]`` extra (``pip install "behavior-memory[langchain]"``)::
 - ``with_behaviors(chain, memory)`` / ``memory.wrap(chain)``: the same for any Runnable.
 - ``BehaviorTracer``: record runs as traces without injecting anything.
 - ``BehaviorRetriever``: the handbook as a ``BaseRetriever``.
+- ``search_behaviors_tool(memory)``: the handbook as a tool to search mid-task
+  (``BehaviorMiddleware(memory, search_tool=True)`` adds it for you).
 
 Namespaces per task come from the runtime context (``context_schema`` with ``namespace`` or
 ``user_id``) or from ``config["metadata"]`` (the same keys), by the core's ``task_namespace`` rule.
@@ -32,6 +34,7 @@ for _module in ("langchain_core", "langchain.agents", "langgraph"):
 from .middleware import BehaviorMiddleware, BehaviorState
 from .retriever import BehaviorRetriever, behavior_document
 from .runnable import BehaviorRunnable, with_behaviors
+from .search_tool import search_behaviors_tool
 from .tracer import BehaviorTracer
 
 __all__ = [
@@ -41,5 +44,6 @@ __all__ = [
     "BehaviorState",
     "BehaviorTracer",
     "behavior_document",
+    "search_behaviors_tool",
     "with_behaviors",
 ]

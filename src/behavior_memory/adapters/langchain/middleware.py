@@ -79,7 +79,8 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
     per trace (long histories stay linear); ``"full"`` records every model call's whole input.
     A run that raises keeps its trace open (an outer retry continues it); ``flush()`` or the next task
     after ``abandon_after_s`` saves it as a failure. ``on_trace`` receives every saved trace.
-    Trace ids come from ``memory.capture()``.
+    Trace ids come from ``memory.capture()``. ``search_tool=True`` also gives the agent the
+    ``search_behaviors`` tool, to search the handbook mid-task; what it returns counts as shown.
     """
 
     state_schema = BehaviorState
@@ -97,6 +98,7 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
         abandon_after_s: float = 3600.0,
         on_trace: Callable[[Trace], None] | None = None,
         name: str | None = None,
+        search_tool: bool = False,
     ) -> None:
         super().__init__()
         self.memory = memory
@@ -106,6 +108,10 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
         self.tasks = TaskRegistry(memory, adapter="langchain", abandon_after_s=abandon_after_s, on_trace=on_trace)
         self.fetcher = BlockFetcher(memory, k=k, topic=topic, token_budget=token_budget, timeout_s=retrieval_timeout_s)
         self.tools = []
+        if search_tool:  # the agent may also search the handbook mid-task (search_tool.py)
+            from .search_tool import search_behaviors_tool
+
+            self.tools = [search_behaviors_tool(memory, namespace=namespace, k=k, topic=topic)]
         self._name = name or type(self).__name__
 
     @property

@@ -140,7 +140,13 @@ class BehaviorRunnable(Runnable[Any, Any]):
         inject: bool = True,
         task_from: Callable[[Any], str] | None = None,
         on_trace: Callable[[Trace], None] | None = None,
+        search_tool: bool = False,
     ) -> None:
+        if search_tool:  # a built Runnable's tools are fixed: the tool goes in where the agent is made
+            raise InvalidInputError(
+                "search_tool=True needs an agent being built: use BehaviorMiddleware(memory, search_tool=True) "
+                "with create_agent, or add search_behaviors_tool(memory) to the tools your chain binds"
+            )
         self.chain = chain
         self.memory = memory
         self.namespace = namespace or memory.namespace

@@ -48,6 +48,7 @@ from .instrumentation import (
     uninstrument,
 )
 from .retriever import BehaviorNodePostprocessor, LlamaIndexBehaviorRetriever, behavior_node
+from .search_tool import search_behaviors_tool
 
 __all__ = [
     "FAST_MEMORY_BLOCKS_TEMPLATE",
@@ -66,6 +67,7 @@ __all__ = [
     "choose_insert_method",
     "instrument",
     "instrumentation_for",
+    "search_behaviors_tool",
     "uninstrument",
     "wrap",
 ]

@@ -62,7 +62,11 @@ def choose_insert_method(target: Any) -> InsertMethod:
 
 
 class BehaviorMemoryAgent:
-    """An agent or workflow whose runs get behaviors and are recorded (what ``wrap`` returns)."""
+    """An agent or workflow whose runs get behaviors and are recorded (what ``wrap`` returns).
+
+    ``search_tool=True`` adds the ``search_behaviors`` tool to the agent (to each agent of a
+    workflow), so it can search the handbook mid-task; what it returns counts as shown.
+    """
 
     def __init__(
         self,
@@ -75,6 +79,7 @@ class BehaviorMemoryAgent:
         insert_method: InsertMethod | Literal["auto", "system", "user"] = "auto",
         block: BehaviorMemoryBlock | None = None,
         token_limit: int = 30_000,
+        search_tool: bool = False,
     ) -> None:
         self.target = target
         self.memory = memory
@@ -89,6 +94,8 @@ class BehaviorMemoryAgent:
         self.instrumentation: LlamaIndexInstrumentation = instrumentation_for(memory) or instrument(
             memory, record_untagged=False
         )
+        if search_tool:
+            _add_search_tool(target, memory, namespace=namespace, topic=topic)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped object as its own ``run`` would, with behaviors and a trace.
@@ -148,6 +155,21 @@ class BehaviorMemoryAgent:
 
     def __repr__(self) -> str:
         return f"BehaviorMemoryAgent({self.target!r}, memory={self.memory!r})"
+
+
+def _add_search_tool(target: Any, memory: Any, *, namespace: str | None, topic: str | None) -> None:
+    """Give the agent (every agent of a workflow) the ``search_behaviors`` tool, once."""
+    from ...errors import InvalidInputError
+    from .search_tool import search_behaviors_tool
+
+    agents = list(target.agents.values()) if isinstance(target, AgentWorkflow) else [target]
+    if not all(isinstance(a, BaseWorkflowAgent) for a in agents):
+        raise InvalidInputError(f"search_tool=True needs an agent with tools, not {type(target).__name__}")
+    tool = search_behaviors_tool(memory, namespace=namespace, topic=topic)
+    for agent in agents:
+        names = [getattr(getattr(t, "metadata", None), "name", None) for t in agent.tools or []]
+        if tool.metadata.name not in names:
+            agent.tools = [*(agent.tools or []), tool]
 
 
 def _summary(kwargs: dict[str, Any]) -> str:
