@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import click
 
@@ -51,9 +52,11 @@ def serve(
             command = server.build_gpu_command(cfg)
         else:
             cache = embedded.cache_dir()
-            command = server.build_cpu_command(
-                cfg, embedded.venv_python(cache), embedded.model_dir(cache), embedded.chat_template_path()
+            # A --model folder (e.g. from `bmem sft train`) is served with its own chat template.
+            model_dir, template = (
+                (Path(cfg.model), None) if cfg.model else (embedded.model_dir(cache), embedded.chat_template_path())
             )
+            command = server.build_cpu_command(cfg, embedded.venv_python(cache), model_dir, template)
         click.echo(shlex.join(str(part) for part in command))
         return
     info = server.start(cfg, foreground=foreground)
