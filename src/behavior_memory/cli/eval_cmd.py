@@ -1,16 +1,18 @@
 """``bmem eval``: reproduce the paper's measurements against any OpenAI-compatible (vLLM) server.
 
 ``bmem eval bci`` curates a handbook from a training pool and answers a test set with and without
-behaviors at each token budget; ``bmem eval summary`` and ``bmem eval plot`` read its results file.
+behaviors at each token budget; ``bmem eval sft`` compares base, plain-SFT and BC-SFT models on the
+same items; ``bmem eval summary`` and ``bmem eval plot`` read their results files.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ..config.settings import BehaviorMemoryConfig
 from ..eval.bci import SolveSettings, curate, jobs_for, load_rows, run_bci
@@ -248,6 +250,80 @@ def self_improve(
             )
     obj.console.print(f"{run} questions now, {skipped} already in {out}")
     _print_summary(obj, out, f"{test.name} self-improvement")
+
+
+@eval_group.command(name="sft")
+@click.option("--dataset", "-d", required=True, help="math500, gsm8k, aime24, hotpotqa, or a PATH.jsonl.")
+@click.option("--data-dir", help="Folder of the named datasets (default: $BMEM_DATA_DIR, else ../shared/data).")
+@click.option("--checker", type=click.Choice(["gsm8k", "math", "aime", "hotpotqa"]), help="Override the checker.")
+@click.option("--limit", "-n", type=int, help="Test items (the first N).")
+@click.option(
+    "--contender",
+    "contenders",
+    multiple=True,
+    required=True,
+    help="LABEL=URL[#MODEL] (a running server) or LABEL=FOLDER (served for the run); repeat, base first.",
+)
+@click.option("--max-tokens", type=int, default=2048, show_default=True, help="Budget of every answer.")
+@click.option("--seeds", default="0", show_default=True, callback=_int_list, help="Sampling seeds, e.g. 0,1,2.")
+@click.option("--temperature", type=float, help="Sampling temperature (default: the server's).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("sft_eval.jsonl"), show_default=True)
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), help="Also draw the comparison (PNG).")
+@click.option("--concurrency", "-j", type=int, default=8, show_default=True, help="Requests at once.")
+@pass_ctx
+def sft_eval(
+    obj: CliContext,
+    dataset: str,
+    data_dir: str | None,
+    checker: str | None,
+    limit: int | None,
+    contenders: tuple[str, ...],
+    max_tokens: int,
+    seeds: list[int],
+    temperature: float | None,
+    out: Path,
+    plot_out: Path | None,
+    concurrency: int,
+) -> None:
+    """Base vs plain-SFT vs BC-SFT on the same items: accuracy with intervals and output tokens."""
+    from ..eval.sft_compare import compare_summaries, jobs_for_contender, parse_contender, run_contender
+
+    chosen = [parse_contender(spec) for spec in contenders]
+    if len({c.label for c in chosen}) != len(chosen):
+        raise click.BadParameter("labels must differ", param_hint="--contender")
+    test = load_dataset(dataset, data_dir=data_dir, checker=checker)
+    items = test.items[:limit] if limit else test.items
+    settings = SolveSettings(dataset=test.name, checker=test.checker, retrieval="-", k=0, temperature=temperature)
+    scratch = out.with_suffix(".handbook.db")  # empty: every contender answers without behaviors
+
+    def memory_for(url: str, model: str) -> BehaviorMemory:
+        return BehaviorMemory(eval_config(obj.config(), store=scratch, base_url=url, model=model))
+
+    obj.console.print(f"[bold]test[/bold]: {len(items)} items of {test.path}; budget {max_tokens}; results {out}")
+    for contender in chosen:
+        jobs = jobs_for_contender(items, contender.label, max_tokens, seeds)
+        with progress(obj.err, f"{contender.label} ({contender.target})") as bar:
+            task = bar.add_task("", total=len(jobs))
+            answered, skipped = run_contender(
+                memory_for,
+                contender,
+                settings,
+                jobs,
+                out,
+                concurrency=concurrency,
+                on_done=functools.partial(_advance, bar, task),
+            )
+        obj.console.print(f"   {contender.label}: {answered} answers now, {skipped} already")
+    rows = load_rows(out)
+    summaries = compare_summaries(rows, [c.label for c in chosen])
+    obj.console.print(summary_table(summaries, title=f"{test.name}: {', '.join(c.label for c in chosen)} ({out})"))
+    if plot_out:
+        plot_summaries(summaries, plot_out, title=f"{test.name}, {len(items)} items: base vs SFT students")
+        obj.console.print(f"wrote {plot_out}")
+
+
+def _advance(bar: Progress, task: TaskID, _row: object) -> None:
+    bar.advance(task)
 
 
 def _print_summary(obj: CliContext, results: Path, title: str) -> None:

@@ -96,6 +96,18 @@ def export(
     obj.console.print(table)
 
 
+def default_base() -> Path:
+    """The embedded SmolLM2-135M-Instruct folder (prepared by ``bmem serve`` on first use)."""
+    from ..serving import embedded
+
+    path = embedded.model_dir(embedded.cache_dir())
+    if not (path / "config.json").is_file():
+        raise click.ClickException(
+            f"the embedded SmolLM2 folder {path} is not prepared yet: run `bmem serve` once, or pass --base DIR"
+        )
+    return path
+
+
 @sft.command()
 @click.argument("records", type=click.Path(path_type=Path))
 @click.option(
@@ -139,7 +151,7 @@ def train(
 
     Interrupted? Run the same command again: it resumes from OUT.checkpoints/.
     """
-    from ..sft.checks import default_base, folder_size
+    from ..sft.checks import folder_size
     from ..sft.records import load_records
     from ..sft.train import train_records
     from ..sft.twin import train_pair

@@ -10,22 +10,11 @@ import shutil
 from pathlib import Path
 
 from ..errors import BehaviorMemoryError, InvalidInputError
-from ..serving import embedded
 
-__all__ = ["check_base", "check_disk", "check_output", "default_base", "disk_needed", "folder_size"]
+__all__ = ["check_base", "check_disk", "check_output", "disk_needed", "folder_size"]
 
 _WEIGHTS = ("*.safetensors", "*.bin")
 _MB = 1 << 20
-
-
-def default_base() -> Path:
-    """The embedded SmolLM2-135M-Instruct folder (prepared by ``bmem serve`` on first use)."""
-    path = embedded.model_dir(embedded.cache_dir())
-    if not (path / "config.json").is_file():
-        raise InvalidInputError(
-            f"the embedded SmolLM2 folder {path} is not prepared yet: run `bmem serve` once, or pass --base DIR"
-        )
-    return path
 
 
 def folder_size(path: Path) -> int:
