@@ -128,16 +128,28 @@ def set_status(obj: CliContext, keys: tuple[str, ...], status: str, reason: str 
 
 
 @behaviors.command("export")
+@click.argument("directory", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option(
     "--out",
     "-o",
     type=click.Path(path_type=Path, dir_okay=False),
     help="File to write (default: stdout); never the handbook itself or another SQLite database.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "skills"]),
+    default="jsonl",
+    show_default=True,
+    help="skills: one Agent Skills folder per topic under DIRECTORY (active behaviors only).",
+)
 @click.option("--force", is_flag=True, help="Replace the --out file if it exists (a database is never replaced).")
 @pass_ctx
-def export(obj: CliContext, out: Path | None, force: bool) -> None:
-    """Export the namespace's behaviors as JSONL."""
+def export(obj: CliContext, directory: Path | None, out: Path | None, fmt: str, force: bool) -> None:
+    """Export the namespace's behaviors as JSONL, or as Agent Skills into DIRECTORY (--format skills)."""
+    if fmt == "skills" or directory is not None:
+        _export_skills(obj, directory, fmt, force)
+        return
     if out is None:
         memory = obj.memory()
         count = memory.handbook.export_jsonl(sys.stdout)
@@ -150,8 +162,29 @@ def export(obj: CliContext, out: Path | None, force: bool) -> None:
     obj.err.print(f"[dim]exported {count} behaviors from '{memory.namespace}' to {safe(target)}[/dim]")
 
 
+def _export_skills(obj: CliContext, directory: Path | None, fmt: str, force: bool) -> None:
+    from ..handbook_skills import export_skills
+
+    if fmt != "skills" or directory is None:
+        raise click.UsageError("a DIRECTORY goes with --format skills (JSONL goes to --out or stdout)")
+    memory = obj.memory()
+    report = export_skills(memory.handbook, directory, force=force)
+    obj.err.print(
+        f"[dim]exported {report.behaviors} active behaviors from '{memory.namespace}' as "
+        f"{len(report.skills)} skills in {safe(directory)}[/dim]"
+    )
+
+
 @behaviors.command("import")
-@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True, allow_dash=True))
+@click.argument("source", type=click.Path(path_type=Path, exists=True, allow_dash=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "skills"]),
+    default="jsonl",
+    show_default=True,
+    help="skills: SOURCE is a skill folder, or a folder of them (always as candidates).",
+)
 @click.option("--replace", is_flag=True, help="Replace behaviors that already exist (default: skip them).")
 @click.option(
     "--trust",
@@ -160,12 +193,18 @@ def export(obj: CliContext, out: Path | None, force: bool) -> None:
     "(default: candidates with zeroed counters, for a person to approve).",
 )
 @pass_ctx
-def import_(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
+def import_(obj: CliContext, source: Path, fmt: str, replace: bool, trust: bool) -> None:
     """Import behaviors from a JSONL file ('-' for stdin); bad lines are reported, good ones kept.
 
     Unless --trust, every behavior arrives as a candidate, unpinned, with zeroed counters and no
     sources, its provenance noted as "imported from SOURCE": approve the ones you want.
+    --format skills reads Agent Skills folders instead (never trusted).
     """
+    if fmt == "skills":
+        _import_skills(obj, source, replace, trust)
+        return
+    if source.is_dir():
+        raise click.UsageError(f"{source} is a folder: pass --format skills to import Agent Skills")
     memory = obj.memory()
     src = sys.stdin.buffer if str(source) == "-" else source
     report = memory.handbook.import_jsonl(src, replace=replace, trust=trust)
@@ -188,6 +227,23 @@ def import_(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
         obj.err.print("[dim]see them with `bmem review`[/dim]")
     if report.errors:
         sys.exit(2)  # partial import: the good lines are stored, the caller should look at the rest
+
+
+def _import_skills(obj: CliContext, source: Path, replace: bool, trust: bool) -> None:
+    from ..handbook_skills import import_skills
+
+    if trust:
+        raise click.UsageError("--trust does not apply to skills: they arrive as candidates")
+    memory = obj.memory()
+    report, problems = import_skills(memory.handbook, source, replace=replace)
+    obj.console.print(
+        f"imported {report.imported}, replaced {report.replaced} into '{memory.namespace}' as candidates"
+        + (": `bmem review` makes them active" if report.imported or report.replaced else "")
+    )
+    for where, reason in problems:
+        obj.err.print(f"[yellow]{safe(where)}: {safe(reason)}[/yellow]")
+    if any(not reason.startswith(("skipped:", "quarantined:")) for _, reason in problems):
+        sys.exit(2)  # a malformed skill or a rejected line: the good ones are stored, look at the rest
 
 
 # A person's decisions live in review_cmd (shared with ``bmem review``); they are behaviors commands too.
