@@ -14,11 +14,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..store.base import HandbookStore
 from ..types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Trace
+from .columns import ACTIVE_CODE
+
+if TYPE_CHECKING:
+    from ..store.sqlite import SQLiteStore
 
 __all__ = [
     "BEHAVIOR_SORTS",
@@ -104,11 +107,14 @@ class Browser(Protocol):
 
 
 class SQLiteBrowser:
-    """Pages of a ``SQLiteStore``'s file through SQL (read-only connections, one per thread)."""
+    """Pages of a ``SQLiteStore``'s file: SQL where an index serves (by name, traces), else ``ColumnCache``."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, store: SQLiteStore) -> None:
+        from .columns import ColumnCache
+
+        self.path = store.path
         self._local = threading.local()
+        self.columns = ColumnCache(store.path, store)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -119,8 +125,12 @@ class SQLiteBrowser:
         return conn
 
     def behaviors(self, f: BehaviorFilter, *, page: int, size: int) -> Page:
-        from ..store.sqlite_rows import BEHAVIOR_COLUMNS, behavior_from_row
-
+        if f.sort != "name" or f.text:  # no index serves these: the namespace's columns in memory do
+            ids = self.columns.get(f.namespace).select(
+                status=f.status, topic=f.topic, pinned=f.pinned, text=f.text, sort=f.sort
+            )
+            page = clamp_page(page, size, len(ids))
+            return Page(self._by_ids(ids[(page - 1) * size : page * size]), len(ids), page, size)
         where, params = ["namespace = ?"], list[Any]([f.namespace])
         if f.status is not None:
             where.append("status = ?")
@@ -148,13 +158,17 @@ class SQLiteBrowser:
                 [*params, size, (page - 1) * size],
             )
         ]
+        return Page(self._by_ids(ids), total, page, size)
+
+    def _by_ids(self, ids: list[str]) -> list[Behavior]:
+        """The behaviors with these ids, as stored now, in this order (one gone meanwhile is left out)."""
+        from ..store.sqlite_rows import BEHAVIOR_COLUMNS, behavior_from_row
+
         if not ids:
-            return Page([], total, page, size)
-        rows = conn.execute(
-            f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE id IN ({', '.join('?' * len(ids))})", ids
-        ).fetchall()
-        by_id = {row[0]: behavior_from_row(row) for row in rows}
-        return Page([by_id[i] for i in ids if i in by_id], total, page, size)
+            return []
+        sql = f"SELECT {BEHAVIOR_COLUMNS} FROM behaviors WHERE id IN ({', '.join('?' * len(ids))})"
+        by_id = {row[0]: behavior_from_row(row) for row in self._conn().execute(sql, ids)}
+        return [by_id[i] for i in ids if i in by_id]
 
     def traces(self, f: TraceFilter, *, page: int, size: int) -> Page:
         from ..store.sqlite_rows import TRACE_COLUMNS, trace_from_row
@@ -184,20 +198,21 @@ class SQLiteBrowser:
         return [r[0] for r in self._conn().execute(sql, (namespace,))]
 
     def minted_per_day(self, namespace: str) -> list[tuple[str, int, int]]:
-        sql = (
-            "SELECT substr(created_at, 1, 10) AS day, COUNT(*), SUM(status = 'active') FROM behaviors "
-            "WHERE namespace = ? GROUP BY day ORDER BY day"
-        )
-        return [(r[0], int(r[1]), int(r[2] or 0)) for r in self._conn().execute(sql, (namespace,))]
+        columns = self.columns.get(namespace)
+        days: Counter[str] = Counter()
+        active: Counter[str] = Counter()
+        for created, status in zip(columns.created, columns.status.tolist(), strict=True):
+            days[created[:10]] += 1
+            active[created[:10]] += status == ACTIVE_CODE
+        return [(d, days[d], active[d]) for d in sorted(days)]
 
     def most_cited(self, namespace: str, limit: int) -> list[tuple[str, int, int]]:
-        sql = (
-            "SELECT name, cited, shown FROM behaviors WHERE namespace = ? AND cited > 0 "
-            "ORDER BY cited DESC, name LIMIT ?"
-        )
-        return [(r[0], int(r[1]), int(r[2])) for r in self._conn().execute(sql, (namespace, limit))]
+        columns = self.columns.get(namespace)
+        ids = columns.select(status=None, topic=None, pinned=None, text=None, sort="cited")[:limit]
+        return [(b.name, b.cited, b.shown) for b in self._by_ids(ids) if b.cited > 0]
 
     def close(self) -> None:
+        self.columns.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -256,5 +271,5 @@ def browser_for(store: HandbookStore) -> SQLiteBrowser | ContractBrowser:
     from ..store.sqlite import SQLiteStore
 
     if isinstance(store, SQLiteStore):
-        return SQLiteBrowser(store.path)
+        return SQLiteBrowser(store)
     return ContractBrowser(store)
