@@ -29,6 +29,7 @@ from .recording.capture import CapturedTraces, capture, note_trace
 from .recording.recorder import TraceRecorder
 from .recording.text import encodable, encodable_data
 from .recording.traces import TraceBook
+from .telemetry import set_attributes, span
 from .types import Outcome, Trace, normalize_trace_id, pick_namespace, validate_namespace
 
 # Type-only: the implementations (numpy, openai) load when ``_wiring`` builds them, not on import.
@@ -88,24 +89,29 @@ class BehaviorMemory:
         of them from an agent's block later (``exposure.choose``), never from this list.
         """
         self.handbook.ensure_embedder()
-        return self.retriever.retrieve(
-            query or "",
-            namespace=pick_namespace(namespace, self.namespace),
-            k=k or self.config.retrieval.k,
-            topic=topic,
-        )
+        scope, count = pick_namespace(namespace, self.namespace), k or self.config.retrieval.k
+        with span("bmem.retrieve", self._retrieve_attributes(scope, count)) as current:
+            hits = self.retriever.retrieve(query or "", namespace=scope, k=count, topic=topic)
+            current.set_attribute("bmem.retrieve.hits", len(hits))
+        return hits
+
+    def _retrieve_attributes(self, namespace: str, k: int) -> dict[str, Any]:
+        return {
+            "bmem.namespace": namespace,
+            "bmem.retrieve.k": k,
+            "bmem.retrieve.strategy": self.config.retrieval.strategy,
+        }
 
     async def aretrieve(
         self, query: str, *, k: int | None = None, namespace: str | None = None, topic: str | None = None
     ) -> list[ScoredBehavior]:
         """Async twin of ``retrieve``."""
         self.handbook.ensure_embedder()  # a no-op after the first call of the process
-        return await self.retriever.aretrieve(
-            query or "",
-            namespace=pick_namespace(namespace, self.namespace),
-            k=k or self.config.retrieval.k,
-            topic=topic,
-        )
+        scope, count = pick_namespace(namespace, self.namespace), k or self.config.retrieval.k
+        with span("bmem.retrieve", self._retrieve_attributes(scope, count)) as current:
+            hits = await self.retriever.aretrieve(query or "", namespace=scope, k=count, topic=topic)
+            current.set_attribute("bmem.retrieve.hits", len(hits))
+        return hits
 
     def render(self, hits: Iterable[Any], *, token_budget: int | None = None) -> RenderedBlock:
         """The paper's behavior-conditioned block for these behaviors, within the token budget.
@@ -114,7 +120,13 @@ class BehaviorMemory:
         (the behaviors included), ``.dropped`` and ``.tokens``.
         """
         budget = self.config.retrieval.token_budget if token_budget is None else token_budget
-        return render_block(hits, token_budget=budget, template=self.config.resolve(self.config.injection.template))
+        with span("bmem.render", {"bmem.render.token_budget": budget}) as current:
+            block = render_block(
+                hits, token_budget=budget, template=self.config.resolve(self.config.injection.template)
+            )
+            attributes = {"bmem.render.tokens": block.tokens, "bmem.render.behaviors": len(block.names)}
+            set_attributes(current, {**attributes, "bmem.render.dropped": len(block.dropped)})
+        return block
 
     def citations(self, text: str | None, *, namespace: str | None = None) -> list[str]:
         """Names of this namespace's behaviors that ``text`` cites, in order of first mention."""
@@ -166,7 +178,14 @@ class BehaviorMemory:
         return capture()
 
     def _save_trace(self, trace: Trace) -> Trace:
-        self.traces.save(trace, reflect=self.config.reflection.mode != "off")
+        attributes = {
+            "bmem.namespace": trace.namespace,
+            "bmem.trace.id": trace.id,
+            "bmem.trace.steps": len(trace.steps),
+        }
+        with span("bmem.record", attributes) as current:
+            self.traces.save(trace, reflect=self.config.reflection.mode != "off")
+            set_attributes(current, {"bmem.trace.shown": len(trace.shown), "bmem.trace.cited": len(trace.cited)})
         self._after_trace_saved(trace)
         return trace
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LLMError
+from ..telemetry import model_result_attributes, model_span, set_attributes
 from ..types import TokenUsage
 from .config import LLMConfig
 from .faults import api_json, check_completion, wrap_error
@@ -59,6 +60,17 @@ class ChatResult(BaseModel):
     model: str = Field(description="The model that answered, as the server names it.")
     latency_s: float = Field(description="Seconds from sending the request to having the answer.")
     tool_calls: list[dict[str, Any]] = Field(default_factory=list, description="Tool calls, as plain dicts.")
+
+
+def _result_attributes(result: ChatResult) -> dict[str, Any]:
+    """The GenAI response attributes of a chat answer (telemetry's ``chat {model}`` span)."""
+    usage = result.usage
+    return model_result_attributes(
+        model=result.model,
+        input_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.completion_tokens if usage else None,
+        finish_reason=result.finish_reason,
+    )
 
 
 class LLMClient:
@@ -273,7 +285,10 @@ class LLMClient:
                 completion = self._sync_client().chat.completions.create(**params)
             return self._result(completion, started)
 
-        return retrying(self.config, send, self._classify(what, timeout_s))
+        with model_span(self.config.model, self.config.base_url, params) as current:
+            result = retrying(self.config, send, self._classify(what, timeout_s))
+            set_attributes(current, _result_attributes(result))
+        return result
 
     async def _asend(self, params: dict[str, Any], timeout_s: float | None) -> ChatResult:
         what = f"chat with model {self.config.model!r}"
@@ -284,7 +299,10 @@ class LLMClient:
                 completion = await self._async_client().chat.completions.create(**params)
             return self._result(completion, started)
 
-        return await aretrying(self.config, send, self._classify(what, timeout_s))
+        with model_span(self.config.model, self.config.base_url, params) as current:
+            result = await aretrying(self.config, send, self._classify(what, timeout_s))
+            set_attributes(current, _result_attributes(result))
+        return result
 
     def chat_json(
         self,

@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from ..errors import LLMError, is_transient
 from ..store.base import HandbookStore
+from ..telemetry import set_attributes, span
 from ..types import ReflectionStatus, Trace
 from .curator import Curator
 from .reflector import Reflector
@@ -73,7 +74,10 @@ class ReflectionService:
     def process(self, trace: Trace) -> TraceResult:
         """Reflect ``trace`` (already claimed) and store the result; never raises."""
         try:
-            return self._process(trace)
+            with span("bmem.reflect", {"bmem.namespace": trace.namespace, "bmem.trace.id": trace.id}) as current:
+                outcome = self._process(trace)
+                current.set_attribute("bmem.reflect.result", str(outcome))
+            return outcome
         except Exception as exc:  # a bug or a store failure: keep the worker alive, keep the reason
             log.exception("reflection of trace %s failed unexpectedly", trace.id)
             return self._failure(trace, f"{type(exc).__name__}: {exc}")
@@ -90,7 +94,9 @@ class ReflectionService:
             if is_transient(exc):
                 return self._wait(trace, str(exc))
             return self._failure(trace, str(exc))
-        report = self.curator.mint(trace, result)
+        with span("bmem.curate", {"bmem.namespace": trace.namespace, "bmem.trace.id": trace.id}) as current:
+            report = self.curator.mint(trace, result)
+            set_attributes(current, {"bmem.curate.added": len(report.added), "bmem.curate.merged": len(report.merged)})
         metadata = dict(trace.metadata)
         metadata["reflection"] = {
             "model": result.model,
