@@ -280,3 +280,22 @@ def test_a_behavior_page_shows_its_measured_utility_with_the_interval(client):
     assert "output-token effect: -20 tokens" in utility
     assert "raises success" in utility
     assert "Not measured" in client.get("/behaviors/behavior_draw_a_figure").text
+
+
+def test_tables_from_the_columns_in_memory_follow_every_handbook_write(fresh):
+    client = client_for(fresh.memory)
+    names = lambda url: re.findall(r'class="name">(behavior_\w+)<', client.get(url).text)  # noqa: E731
+    assert "behavior_count_overlaps" in names("/?status=candidate&sort=created")
+    text = "Write the answer in the unit the question asks for."
+    fresh.memory.handbook.add("behavior_fresh_one", text, topic="units")
+    fresh.memory.handbook.reject("behavior_count_overlaps")
+    fresh.memory.handbook.remove("behavior_retired_rule")
+    assert "behavior_count_overlaps" not in names("/?status=candidate&sort=created")
+    assert names("/?topic=units&sort=cited") == ["behavior_fresh_one"]
+    assert "behavior_retired_rule" not in names("/?sort=hurt&size=200")
+    assert "behavior_fresh_one" in names("/?text=unit+the+question")
+    # Counters do not move the change token: the order may lag, the values shown never do.
+    fresh.memory.store.increment("default", ["behavior_fresh_one"], "hurt", by=5)
+    html = client.get("/?text=unit+the+question&sort=name").text
+    row = html.split('class="name">behavior_fresh_one<', 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r'<td class="num">(\d+)</td>', row)[:4] == ["0", "0", "0", "5"]

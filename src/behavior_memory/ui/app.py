@@ -7,6 +7,7 @@ are not routed at all with ``read_only``. ``security`` says what guards them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +45,7 @@ def create_app(
 
     from ..errors import BehaviorMemoryError
     from . import routes_handbook, routes_plots, routes_review, routes_traces
-    from .queries import browser_for
+    from .queries import SQLiteBrowser, browser_for
     from .security import Guardrails, GuardrailsMiddleware
     from .web import UIState, http_error, library_error, server_error
 
@@ -67,5 +68,8 @@ def create_app(
             Exception: server_error,
         },
     )
-    app.state.ui = UIState(memory=memory, browser=browser_for(memory.store), read_only=read_only, results=list(results))
+    browser = browser_for(memory.store)
+    app.state.ui = UIState(memory=memory, browser=browser, read_only=read_only, results=list(results))
+    if isinstance(browser, SQLiteBrowser):  # read the default namespace's columns now, not on the first page
+        threading.Thread(target=browser.columns.get, args=(memory.namespace,), name="bmem-ui-warm", daemon=True).start()
     return app

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,8 +58,10 @@ class Columns:
         rows = list(self.rows.values())
         self.ids = [r[0] for r in rows]
         self.names = [r[1] for r in rows]
-        self.instructions = [r[2] for r in rows]
-        self.topics = np.array([r[3] for r in rows], dtype=object)
+        self.texts = [f"{r[1]}\n{r[2]}".lower() for r in rows]
+        self.topic_list = sorted({r[3] for r in rows if r[3]})
+        codes = {t: i for i, t in enumerate(self.topic_list)}
+        self.topics = np.array([codes.get(r[3], -1) for r in rows], dtype=np.int32)
         self.status = np.array([_STATUS.get(r[4], -1) for r in rows], dtype=np.int8)
         self.pinned = np.array([bool(r[5]) for r in rows], dtype=bool)
         self.keys: dict[str, npt.NDArray[Any]] = {
@@ -72,9 +75,31 @@ class Columns:
         self.keys["created"] = _rank(self.created)
         self.keys["updated"] = _rank([r[11] for r in rows])
         self.name_rank = _rank(self.names)
+        self._orders: dict[str, npt.NDArray[np.intp]] = {}
+        self._per_day: list[tuple[str, int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def per_day(self) -> list[tuple[str, int, int]]:
+        """``(day, minted that day, of them active now)`` per day a behavior was created, computed once."""
+        if self._per_day is None:
+            days: Counter[str] = Counter()
+            active: Counter[str] = Counter()
+            for created, status in zip(self.created, self.status.tolist(), strict=True):
+                days[created[:10]] += 1
+                active[created[:10]] += status == ACTIVE_CODE
+            self._per_day = [(d, days[d], active[d]) for d in sorted(days)]
+        return self._per_day
+
+    def order(self, sort: str) -> npt.NDArray[np.intp]:
+        """Row indices in the sort's order (descending; ties, and ``name``, by name), computed once."""
+        if sort not in self._orders:
+            if sort == "name":
+                self._orders[sort] = np.argsort(self.name_rank, kind="stable")
+            else:
+                self._orders[sort] = np.lexsort((self.name_rank, -self.keys[sort]))
+        return self._orders[sort]
 
     def select(
         self,
@@ -84,26 +109,29 @@ class Columns:
         pinned: bool | None,
         text: str | None,
         sort: str,
-    ) -> list[str]:
-        """The ids that pass the filters, in the sort's order (descending; ties, and ``name``, by name)."""
-        mask = np.ones(len(self.ids), dtype=bool)
+        start: int = 0,
+        stop: int | None = None,
+    ) -> tuple[int, list[str]]:
+        """How many rows pass the filters, and the ids of those in ``start:stop`` in the sort's order."""
+        mask: npt.NDArray[np.bool_] | None = None
+
+        def narrow(more: npt.NDArray[np.bool_]) -> None:
+            nonlocal mask
+            mask = more if mask is None else mask & more
+
         if status is not None:
-            mask &= self.status == _STATUS[status.value]
+            narrow(self.status == _STATUS[status.value])
         if topic is not None:
-            mask &= self.topics == topic
+            code = self.topic_list.index(topic) if topic in self.topic_list else -2
+            narrow(self.topics == code)
         if pinned is not None:
-            mask &= self.pinned == pinned
+            narrow(self.pinned == pinned)
         if text:
             needle = text.lower()
-            pairs = zip(self.names, self.instructions, strict=True)
-            found = (needle in n.lower() or needle in i.lower() for n, i in pairs)
-            mask &= np.fromiter(found, dtype=bool, count=len(self.ids))
-        picked = np.nonzero(mask)[0]
-        if sort == "name":
-            order = np.argsort(self.name_rank[picked], kind="stable")
-        else:
-            order = np.lexsort((self.name_rank[picked], -self.keys[sort][picked]))
-        return [self.ids[i] for i in picked[order]]
+            narrow(np.fromiter((needle in t for t in self.texts), dtype=bool, count=len(self.texts)))
+        order = self.order(sort)
+        picked = order if mask is None else order[mask[order]]
+        return len(picked), [self.ids[i] for i in picked[start:stop]]
 
 
 def _rank(values: list[str]) -> npt.NDArray[np.int64]:

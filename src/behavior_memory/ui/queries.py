@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..store.base import HandbookStore
 from ..types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Trace
-from .columns import ACTIVE_CODE
 
 if TYPE_CHECKING:
     from ..store.sqlite import SQLiteStore
@@ -125,12 +124,15 @@ class SQLiteBrowser:
         return conn
 
     def behaviors(self, f: BehaviorFilter, *, page: int, size: int) -> Page:
-        if f.sort != "name" or f.text:  # no index serves these: the namespace's columns in memory do
-            ids = self.columns.get(f.namespace).select(
-                status=f.status, topic=f.topic, pinned=f.pinned, text=f.text, sort=f.sort
-            )
-            page = clamp_page(page, size, len(ids))
-            return Page(self._by_ids(ids[(page - 1) * size : page * size]), len(ids), page, size)
+        if f.sort != "name" or f.text or f.pinned is not None or f.topic is not None:
+            # No index serves these (the rows hold vectors: a scan reads them all): the columns in memory do.
+            columns = self.columns.get(f.namespace)
+            filters: dict[str, Any] = {"status": f.status, "topic": f.topic, "pinned": f.pinned, "text": f.text}
+            filters["sort"] = f.sort
+            total, _ = columns.select(**filters, start=0, stop=0)
+            page = clamp_page(page, size, total)
+            _, ids = columns.select(**filters, start=(page - 1) * size, stop=page * size)
+            return Page(self._by_ids(ids), total, page, size)
         where, params = ["namespace = ?"], list[Any]([f.namespace])
         if f.status is not None:
             where.append("status = ?")
@@ -194,21 +196,14 @@ class SQLiteBrowser:
         return Page([trace_from_row(row, []) for row in rows], total, page, size)
 
     def topics(self, namespace: str) -> list[str]:
-        sql = "SELECT DISTINCT topic FROM behaviors WHERE namespace = ? AND topic IS NOT NULL ORDER BY topic LIMIT 500"
-        return [r[0] for r in self._conn().execute(sql, (namespace,))]
+        return self.columns.get(namespace).topic_list[:500]
 
     def minted_per_day(self, namespace: str) -> list[tuple[str, int, int]]:
-        columns = self.columns.get(namespace)
-        days: Counter[str] = Counter()
-        active: Counter[str] = Counter()
-        for created, status in zip(columns.created, columns.status.tolist(), strict=True):
-            days[created[:10]] += 1
-            active[created[:10]] += status == ACTIVE_CODE
-        return [(d, days[d], active[d]) for d in sorted(days)]
+        return self.columns.get(namespace).per_day()
 
     def most_cited(self, namespace: str, limit: int) -> list[tuple[str, int, int]]:
         columns = self.columns.get(namespace)
-        ids = columns.select(status=None, topic=None, pinned=None, text=None, sort="cited")[:limit]
+        _, ids = columns.select(status=None, topic=None, pinned=None, text=None, sort="cited", stop=limit)
         return [(b.name, b.cited, b.shown) for b in self._by_ids(ids) if b.cited > 0]
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ The only markup built in Python is the SVG of ``charts``, which escapes every la
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ __all__ = ["UIState", "error_page", "int_param", "namespace_param", "page_url", 
 
 log = logging.getLogger(__name__)
 
+_NAMESPACES_TTL_S = 5.0
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("behavior_memory.ui", "templates"),
     autoescape=True,  # every template, whatever its name: stored text is always escaped
@@ -46,6 +48,7 @@ class UIState:
     browser: SQLiteBrowser | ContractBrowser
     read_only: bool = False
     results: list[Path] = field(default_factory=list)  # `bmem eval` result files for the plots
+    namespaces: tuple[float, list[str]] | None = None  # (when read, the store's namespaces)
 
 
 def state(request: Request) -> UIState:
@@ -68,6 +71,14 @@ def page_url(request: Request, **changes: Any) -> str:
 _TEMPLATES.globals["page_url"] = page_url
 
 
+def _namespaces(ui: UIState) -> list[str]:
+    """The store's namespaces for the header's menu, read at most every few seconds (a query over every row)."""
+    now = time.monotonic()
+    if ui.namespaces is None or now - ui.namespaces[0] > _NAMESPACES_TTL_S:
+        ui.namespaces = (now, ui.memory.store.namespaces() or [ui.memory.namespace])
+    return ui.namespaces[1]
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     ui = state(request)
     context.setdefault("namespace", ui.memory.namespace)
@@ -75,7 +86,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         request=request,
         csrf=getattr(request.state, "csrf", ""),
         read_only=ui.read_only,
-        namespaces=ui.memory.store.namespaces() or [ui.memory.namespace],
+        namespaces=_namespaces(ui),
         **context,
     )
     return HTMLResponse(html, status_code=status_code)
