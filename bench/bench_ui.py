@@ -31,8 +31,24 @@ from behavior_memory.types import Behavior, BehaviorStatus, Step, TokenUsage, Tr
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = ["algebra", "geometry", "counting", "probability", "units", "number theory", "sql", "parsing"]
-WORDS = "check draw count convert factor bound simplify verify estimate divide list compare sort test".split()
-STATUSES = [BehaviorStatus.ACTIVE] * 16 + [BehaviorStatus.CANDIDATE] * 2 + [BehaviorStatus.QUARANTINED, BehaviorStatus.ARCHIVED]
+WORDS = [
+    "check",
+    "draw",
+    "count",
+    "convert",
+    "factor",
+    "bound",
+    "simplify",
+    "verify",
+    "estimate",
+    "divide",
+    "list",
+    "compare",
+    "sort",
+    "test",
+]
+STATUSES = [BehaviorStatus.ACTIVE] * 16 + [BehaviorStatus.CANDIDATE] * 2
+STATUSES += [BehaviorStatus.QUARANTINED, BehaviorStatus.ARCHIVED]
 
 
 def fill(db: Path, n: int, n_traces: int) -> float:
@@ -86,6 +102,7 @@ def bench(n: int, n_traces: int, repeat: int) -> None:
     from starlette.testclient import TestClient
 
     from behavior_memory.ui.app import create_app
+    from behavior_memory.ui.columns import ColumnCache
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "handbook.db"
@@ -94,6 +111,9 @@ def bench(n: int, n_traces: int, repeat: int) -> None:
         # A lexical retriever: the stored vectors are random, and no embedding model is loaded.
         text = f"store:\n  path: {db}\nembeddings:\n  provider: none\nretrieval:\n  strategy: lexical\n"
         memory = BehaviorMemory(load_config_text(text, base_dir=Path(tmp)))
+        t0 = time.perf_counter()
+        ColumnCache(db, SQLiteStore(db)).get(memory.namespace)
+        columns_s = time.perf_counter() - t0
         client = TestClient(create_app(memory), base_url="http://127.0.0.1:8765")
         some = memory.handbook.list(limit=1)[0]
         trace = memory.traces.list(limit=1)[0]
@@ -124,6 +144,7 @@ def bench(n: int, n_traces: int, repeat: int) -> None:
             worst = max(worst, median)
             print(f"{label:<46} {median:>10.1f} {p95:>8.1f}  {status}")
         print(f"{'search, first (builds the retrieval index)':<46} {first_ms:>10.1f} {'':>8}  {first.status_code}")
+        print(f"{'columns of the namespace, read once (start-up)':<46} {columns_s * 1000:>10.1f}")
         verdict = "under" if worst < 200 else "OVER"
         print(f"\nslowest median {worst:.1f} ms: {verdict} the 200 ms goal")
         memory.close()
@@ -154,11 +175,11 @@ def screenshot(out: Path) -> None:
         options.binary_location = "/usr/bin/chromium"
         for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--no-first-run", "--window-size=1280,640", f"--user-data-dir={tmp}/profile"):  # fmt: skip
+                     "--no-first-run", "--window-size=1280,1000", f"--user-data-dir={tmp}/profile"):  # fmt: skip
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
         try:
-            driver.get(f"http://127.0.0.1:{port}/?q=How+many+integers+below+100+are+divisible+by+3+or+5")
+            driver.get(f"http://127.0.0.1:{port}/?q=How+many+integers+below+100+are+divisible+by+3+or+5%3F")
             out.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(out))
         finally:
