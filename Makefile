@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,embeddings,langchain,llamaindex,eval,postgres,ui,mcp,sft,otel
 
-.PHONY: install browser demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults bench-guard eval-smoke bench-langchain bench-llamaindex bench-postgres lint typecheck lock clean serve stop
+.PHONY: install browser demo tour test test-unit test-integration bench bench-import bench-reflect bench-faults bench-guard bench-ui eval-smoke bench-langchain bench-llamaindex bench-postgres lint typecheck lock clean serve stop
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-faults: install
 # The guard's cost per behavior (mean, p99) over the red-team set and 10,000 synthetic behaviors.
 bench-guard: install
 	$(BIN)/python bench/bench_guard.py
+
+# The web UI's page render times (median, p95) at 100k behaviors; goal: every page under 200 ms.
+bench-ui: install
+	$(BIN)/python bench/bench_ui.py
 
 eval-smoke: install
 	mkdir -p results
