@@ -37,7 +37,8 @@ def test_every_page_renders(client, seeded):
         "/traces": "How many integers below",
         "/traces?outcome=failure&status=pending": "failure",
         "/traces?ns=*": "every namespace",
-        f"/traces/{ids['trace0']}": "multiply",
+        f"/traces/{ids['trace0']}": "The answer used &lt;inclusion-exclusion&gt; correctly.",
+        f"/traces/{ids['trace1']}": "multiply",
         "/plots": "<svg",
     }
     for url, needle in pages.items():

@@ -51,6 +51,9 @@ def seed(memory: BehaviorMemory) -> dict[str, str]:
             t.tool_call(name="multiply", args={"a": 3, "b": 5}, result="15")
             t.finish(answer="46", outcome="success" if i % 3 else "failure")
         ids[f"trace{i}"] = t.trace.id
+    # What the reflection worker writes back (reflection/worker.py), here by hand: no model server in these tests.
+    reflection = {"model": "smollm2", "text": "The answer used <inclusion-exclusion> correctly.", "added": []}
+    memory.store.update_trace_fields(ids["trace0"], reflection_status="done", metadata={"reflection": reflection})
     # The exposure experiment: behavior_check_units shown in 12 tasks (all solved), withheld from 12 (4 solved).
     for i in range(24):
         shown = i % 2 == 0

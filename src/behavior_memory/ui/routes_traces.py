@@ -62,7 +62,7 @@ def _trace(request: Request) -> Response:
     ui = state(request)
     trace = ui.memory.traces.get(_trace_id(request), all_namespaces=True)
     withheld = trace.metadata.get(WITHHELD_KEY)
-    metadata = {k: v for k, v in trace.metadata.items() if k != WITHHELD_KEY}
+    reflection = trace.metadata.get("reflection")  # what the reflection worker keeps (reflection/worker.py)
     return render(
         request,
         "trace.html",
@@ -70,7 +70,7 @@ def _trace(request: Request) -> Response:
         t=trace,
         usage=trace.usage,
         withheld=withheld if isinstance(withheld, list) else None,
-        metadata=metadata,
+        reflection=reflection if isinstance(reflection, dict) else None,
         outcomes=[o.value for o in Outcome],
     )
 
