@@ -147,7 +147,8 @@ def build_reflection(
     from .reflection.worker import ReflectionService
 
     cfg = config.reflection
-    client = llm if not cfg.model or cfg.model == config.llm.model else build_llm(config, cfg.model)
+    same = cfg.llm == "agent" or not cfg.model or cfg.model == config.llm.model  # agent: the agent's model
+    client = llm if same else build_llm(config, cfg.model)
     reflector = Reflector(
         client,
         max_trace_tokens=cfg.max_trace_tokens,

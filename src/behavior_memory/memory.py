@@ -36,6 +36,7 @@ from .types import Outcome, Trace, normalize_trace_id, pick_namespace, validate_
 if TYPE_CHECKING:
     from .embeddings.base import Embedder
     from .handbook import Handbook
+    from .llm.agent_model import AgentModel, AgentModelClient
     from .llm.client import LLMClient
     from .reflection.worker import ReflectionService, ReflectionWorker, TraceResult
     from .retrieval.base import Retriever, ScoredBehavior
@@ -71,6 +72,7 @@ class BehaviorMemory:
         # The exposure experiment's coin (curation.lifecycle.withhold_epsilon); see injection/exposure.py.
         self.exposure = Exposure(self.config.curation.lifecycle.withhold_epsilon)
         self._reflection: ReflectionService | None = None
+        self._agent_llm: AgentModelClient | None = None
         self._worker: ReflectionWorker | None = None
         self._lock = threading.RLock()  # reentrant: worker() builds reflection()
 
@@ -210,8 +212,23 @@ class BehaviorMemory:
         with self._lock:
             if self._reflection is None:
                 self.handbook.ensure_embedder()  # the curator compares new vectors with the stored ones
-                self._reflection = _wiring.build_reflection(self.config, self.store, self.embedder, self.llm)
+                llm = self.agent_llm if self.config.reflection.llm == "agent" else self.llm
+                self._reflection = _wiring.build_reflection(self.config, self.store, self.embedder, llm)
             return self._reflection
+
+    @property
+    def agent_llm(self) -> AgentModelClient:
+        """Where ``reflection.llm: agent`` sends reflection: the agent's own model, once an adapter attached it."""
+        with self._lock:
+            if self._agent_llm is None:
+                from .llm.agent_model import AgentModelClient
+
+                self._agent_llm = AgentModelClient()
+            return self._agent_llm
+
+    def use_agent_model(self, model: AgentModel) -> None:
+        """Reflect with the agent's own ``model`` (adapters call this when ``reflection.llm`` is ``agent``)."""
+        self.agent_llm.attach(model)
 
     @property
     def worker(self) -> ReflectionWorker:

@@ -195,6 +195,12 @@ class ReflectionConfig(_Section):
     reflection_max_tokens: int = Field(default=512, gt=0, description="Output budget of the reflection stage.")
     extraction_max_tokens: int = Field(default=400, gt=0, description="Output budget of the extraction stage.")
     model: str | None = Field(default=None, description="Model for reflection; default: llm.model.")
+    llm: Literal["server", "agent"] = Field(
+        default="server",
+        description="server: reflect on the model server of the llm section (the local vLLM); agent: reflect "
+        "with the chat model or LLM the agent already uses, handed over by the LangChain middleware or "
+        "LlamaIndex wrap (no second server; traces wait until an agent has run).",
+    )
     extra_body: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra request fields for the reflection calls only, e.g. {repetition_penalty: 1.2} "

@@ -113,6 +113,7 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
 
             self.tools = [search_behaviors_tool(memory, namespace=namespace, k=k, topic=topic)]
         self._name = name or type(self).__name__
+        self._adopted = False  # reflection.llm: agent: the agent's model was handed over
 
     @property
     def name(self) -> str:
@@ -190,9 +191,22 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
         except Exception:  # recording must never change what the agent does
             log.warning("could not record a model call into trace %s", task.recorder.id, exc_info=True)
 
+    def _adopt(self, request: ModelRequest[Any]) -> None:
+        """With ``reflection.llm: agent``, hand the agent's model to the memory for reflection (once)."""
+        if self._adopted or self.memory.config.reflection.llm != "agent":
+            return
+        self._adopted = True
+        from langchain_core.language_models import BaseChatModel
+
+        if isinstance(request.model, BaseChatModel):
+            from .agent_model import LangChainAgentModel
+
+            self.memory.use_agent_model(LangChainAgentModel(request.model))
+
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]:
+        self._adopt(request)
         request = self._inject(request)
         task = self._task(request.state)
         if task is None:
@@ -213,6 +227,7 @@ class BehaviorMiddleware(AgentMiddleware[BehaviorState, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]:
+        self._adopt(request)
         request = self._inject(request)
         task = self._task(request.state)
         if task is None:

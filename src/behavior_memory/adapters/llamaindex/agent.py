@@ -96,6 +96,8 @@ class BehaviorMemoryAgent:
         )
         if search_tool:
             _add_search_tool(target, memory, namespace=namespace, topic=topic)
+        if memory.config.reflection.llm == "agent":  # reflect with the agent's own LLM
+            _hand_over_llm(target, memory)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped object as its own ``run`` would, with behaviors and a trace.
@@ -170,6 +172,17 @@ def _add_search_tool(target: Any, memory: Any, *, namespace: str | None, topic: 
         names = [getattr(getattr(t, "metadata", None), "name", None) for t in agent.tools or []]
         if tool.metadata.name not in names:
             agent.tools = [*(agent.tools or []), tool]
+
+
+def _hand_over_llm(target: Any, memory: Any) -> None:
+    agents = list(target.agents.values()) if isinstance(target, AgentWorkflow) else [target]
+    llm = next((a.llm for a in agents if getattr(a, "llm", None) is not None), None)
+    if llm is None:
+        log.warning("reflection.llm is 'agent' but %s has no llm: traces wait for one", type(target).__name__)
+        return
+    from .agent_model import LlamaIndexAgentModel
+
+    memory.use_agent_model(LlamaIndexAgentModel(llm))
 
 
 def _summary(kwargs: dict[str, Any]) -> str:
