@@ -7,7 +7,7 @@ import pytest
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from behavior_memory.types import BehaviorStatus
 
@@ -104,7 +104,7 @@ def test_feedback_in_the_browser(browser, live):
     browser.get(f"{live.url}/traces/{trace_id}")
     form = browser.find_element(By.ID, "feedback-form")
     form.find_element(By.CSS_SELECTOR, "option[value='']")  # "unchanged" is there
-    form.find_element(By.XPATH, ".//select/option[text()='failure']").click()
+    Select(form.find_element(By.NAME, "outcome")).select_by_visible_text("failure")
     form.find_element(By.NAME, "comment").send_keys("wrong <em>twice</em>")
     click_and_wait(browser, form.find_element(By.TAG_NAME, "button"))
     assert "wrong <em>twice</em>" in browser.find_element(By.ID, "trace-feedback").text

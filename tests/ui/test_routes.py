@@ -300,3 +300,40 @@ def test_tables_from_the_columns_in_memory_follow_every_handbook_write(fresh):
     html = client.get("/?text=unit+the+question&sort=name").text
     row = html.split('class="name">behavior_fresh_one<', 1)[1].split("</tr>", 1)[0]
     assert re.findall(r'<td class="num">(\d+)</td>', row)[:4] == ["0", "0", "0", "5"]
+
+
+def test_any_store_through_the_contract(tmp_path):
+    """A store without SQL (here the in-memory one; PostgreSQL takes the same path) pages through the contract."""
+    from ui_seed import seed
+
+    from behavior_memory import BehaviorMemory
+    from behavior_memory.config.settings import load_config_text
+    from behavior_memory.store.in_memory import InMemoryStore
+    from behavior_memory.ui.queries import ContractBrowser
+
+    config = load_config_text("embeddings:\n  provider: hashing\nreflection:\n  mode: 'off'\n", base_dir=tmp_path)
+    memory = BehaviorMemory(config, store=InMemoryStore())
+    ids = seed(memory)
+    client = client_for(memory)
+    assert isinstance(client.app.state.ui.browser, ContractBrowser)
+    names = re.findall(r'class="name">(behavior_\w+)<', client.get("/?sort=cited&size=2&page=1").text)
+    assert names == ["behavior_inclusion_exclusion", "behavior_check_units"]
+    assert "page 3 of 3" in client.get("/?size=3&page=77").text
+    for url in ("/review", "/traces?outcome=failure", f"/traces/{ids['trace2']}", "/plots", "/?pinned=yes&text=count"):
+        assert client.get(url).status_code == 200, url
+    form = {"csrf": client.cookies.get("bmem_csrf"), "action": "approve"}
+    client.post(f"/behaviors/{ids['behavior_draw_a_figure']}/decide", data=form)
+    assert memory.handbook.get("behavior_draw_a_figure").status == BehaviorStatus.ACTIVE
+
+
+def test_importing_the_library_or_asking_bmem_for_help_loads_no_web_stack():
+    import subprocess
+
+    code = (
+        "import sys, behavior_memory; from behavior_memory.cli.main import cli\n"
+        "from click.testing import CliRunner; assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'jinja2', 'uvicorn', 'selenium')"
+        " or m.startswith('behavior_memory.ui')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
