@@ -120,3 +120,29 @@ async def test_llamaindex_function_tool_and_wrap_option(memory):
     trace = memory.traces.get(run.trace_id)
     assert {s.name for s in trace.steps if s.kind == "tool"} == {"add", "search_behaviors"}  # the run goes on
     uninstrument(memory)
+
+
+async def test_llamaindex_search_result_counts_as_shown(memory):
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    from behavior_memory.adapters.llamaindex import uninstrument, wrap
+
+    class AskingLLM(MockFunctionCallingLLM):  # LlamaIndex's mock calls every tool; this one with a query
+        def get_tool_calls_from_response(self, response, error_on_no_tool_call=False, **kwargs):
+            calls = super().get_tool_calls_from_response(response, error_on_no_tool_call, **kwargs)
+            query = {"query": "check a sum by subtracting"}
+            return [
+                c.model_copy(update={"tool_kwargs": query}) if c.tool_name == "search_behaviors" else c for c in calls
+            ]
+
+    agent = wrap(FunctionAgent(tools=[], llm=AskingLLM(), system_prompt="Add."), memory, search_tool=True)
+    with memory.capture() as run:
+        await agent.run("hello")
+    trace = memory.traces.get(run.trace_id)
+    (step,) = [s for s in trace.steps if s.kind == "tool"]
+    assert step.name == "search_behaviors" and "behavior_check_sum: Check a sum" in step.result
+    assert "behavior_check_sum" in trace.shown
+    assert memory.handbook.get("behavior_check_sum").shown == 1
+    uninstrument(memory)

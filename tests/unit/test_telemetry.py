@@ -103,3 +103,12 @@ def test_import_loads_neither_opentelemetry_nor_mcp():
     code = "import behavior_memory, sys; print(sorted(m for m in ('opentelemetry', 'mcp') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_curation_pass_is_a_span(memory, spans):
+    from behavior_memory.reflection.curation import CurationPass
+
+    report = CurationPass(memory.store, memory.embedder, memory.config.curation).run("acme/bot", dry_run=True)
+    (finished,) = [s for s in spans.get_finished_spans() if s.name == "bmem.curate"]
+    assert finished.attributes["bmem.namespace"] == "acme/bot" and finished.attributes["bmem.curate.dry_run"] is True
+    assert finished.attributes["bmem.curate.behaviors"] == report.behaviors == 1

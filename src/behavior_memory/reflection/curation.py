@@ -50,6 +50,7 @@ from ..lifecycle import (
 from ..review import transition, with_note
 from ..store.base import COUNTERS, HandbookStore
 from ..store.edits import modify_behavior
+from ..telemetry import set_attributes, span
 from ..types import Behavior, BehaviorStatus, Outcome, Trace
 
 if TYPE_CHECKING:
@@ -170,6 +171,13 @@ class CurationPass:
 
     def run(self, namespace: str, *, dry_run: bool = False) -> CurationReport:
         """Consolidate ``namespace``, then apply the lifecycle; with ``dry_run`` only report what would change."""
+        with span("bmem.curate", {"bmem.namespace": namespace, "bmem.curate.dry_run": dry_run}) as current:
+            report = self._run(namespace, dry_run=dry_run)
+            figures = {"bmem.curate.behaviors": report.behaviors, "bmem.curate.changes": len(report.changes)}
+            set_attributes(current, figures)
+        return report
+
+    def _run(self, namespace: str, *, dry_run: bool) -> CurationReport:
         report = CurationReport(namespace, dry_run)
         behaviors = self.store.list_behaviors(namespace)
         report.behaviors = len(behaviors)
