@@ -45,7 +45,7 @@ def create_app(
 
     from ..errors import BehaviorMemoryError
     from . import routes_handbook, routes_plots, routes_review, routes_traces
-    from .queries import SQLiteBrowser, browser_for
+    from .queries import browser_for
     from .security import Guardrails, GuardrailsMiddleware
     from .web import UIState, http_error, library_error, server_error
 
@@ -70,6 +70,6 @@ def create_app(
     )
     browser = browser_for(memory.store)
     app.state.ui = UIState(memory=memory, browser=browser, read_only=read_only, results=list(results))
-    if isinstance(browser, SQLiteBrowser):  # read the default namespace's columns now, not on the first page
-        threading.Thread(target=browser.columns.get, args=(memory.namespace,), name="bmem-ui-warm", daemon=True).start()
+    # Read the default namespace's columns now, not on the first page (a second or so at 100k behaviors).
+    threading.Thread(target=browser.columns.get, args=(memory.namespace,), name="bmem-ui-warm", daemon=True).start()
     return app

@@ -1,48 +1,43 @@
 """A namespace's small columns in memory, so the UI filters, sorts and counts 100k behaviors without a scan.
 
 SQLite keeps each behavior's vector in its row, so a query that sorts by a counter (no index has
-them) reads the whole table: about a second at 100k behaviors. ``ColumnCache`` reads the columns a
-table needs once per namespace (id, name, instruction, topic, status, pinned, counters, times) and
-then keeps them current:
+them) reads the whole table: about a second at 100k behaviors; the store contract has no sorting or
+offset at all. ``ColumnCache`` reads the columns a table needs once per namespace (id, name,
+instruction, topic, status, pinned, counters, times; ``row_readers``) and then keeps them current:
 
 - handbook writes (new behaviors, status changes, edits, deletions) move the namespace's change
   token; before each query the store's change feed says which rows changed, and only those are read
   again. A decision taken in the UI shows on the next page.
-- counters do not move the token (they are statistics, bumped after every task). When SQLite's
-  ``data_version`` says the file changed and the columns are older than ``max_age_s``, they are read
-  again in a background thread while requests go on with the old ones: the *order* by a counter may
-  lag by that long; the values a page shows are always read fresh, by id.
+- counters do not move the token (they are statistics, bumped after every task). When the columns
+  are older than ``max_age_s`` and the store changed (SQLite's ``data_version``; a store that cannot
+  tell is assumed to have), they are read again in a background thread while requests go on with the
+  old ones: the *order* by a counter may lag by that long; the values a page shows are always read
+  fresh, by id. A store without a change feed is read whole again after any handbook write.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..store.base import ChangeFeed, HandbookStore
 from ..types import BehaviorStatus
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from ..store.sqlite import SQLiteStore
+    from .row_readers import Row, RowReader
 
 __all__ = ["ACTIVE_CODE", "ColumnCache", "Columns"]
 
-_SELECT = (
-    "SELECT id, name, instruction, topic, status, pinned, shown, cited, helped, hurt, created_at, updated_at "
-    "FROM behaviors WHERE namespace = ?"
-)
 _STATUS = {s.value: i for i, s in enumerate(BehaviorStatus)}
 #: The code of ``active`` in ``Columns.status``.
 ACTIVE_CODE = _STATUS[BehaviorStatus.ACTIVE.value]
-Row = tuple[Any, ...]
 
 
 @dataclass
@@ -51,7 +46,7 @@ class Columns:
 
     rows: dict[str, Row]
     token: int
-    data_version: int
+    data_version: int | None  # the reader's, when it can tell (SQLite); None: refreshed by age alone
     built_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -142,30 +137,20 @@ def _rank(values: list[str]) -> npt.NDArray[np.int64]:
 
 
 class ColumnCache:
-    """``Columns`` per namespace of one SQLite file, kept current (see the module docstring)."""
+    """``Columns`` per namespace of one store, kept current (see the module docstring)."""
 
-    def __init__(self, path: Path, feed: SQLiteStore, *, max_age_s: float = 10.0) -> None:
-        self.path = path
-        self.feed = feed
+    def __init__(self, store: HandbookStore, reader: RowReader, *, max_age_s: float = 10.0) -> None:
+        self.store = store
+        self.reader = reader
         self.max_age_s = max_age_s
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self._cache: dict[str, Columns] = {}
         self._refreshing: set[str] = set()
-
-    def _data_version(self) -> int:
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        self._lock = threading.Lock()
 
     def _read_all(self, namespace: str) -> Columns:
-        with self._lock:
-            version = self._data_version()
-        token = self.feed.change_token(namespace)  # before the read: a write meanwhile is patched in later
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        try:
-            rows = {r[0]: r for r in conn.execute(_SELECT, (namespace,))}
-        finally:
-            conn.close()
-        return Columns(rows, token, version)
+        version = self.reader.data_version()
+        token = self.store.change_token(namespace)  # before the read: a write meanwhile is patched in later
+        return Columns({r[0]: r for r in self.reader.rows(namespace)}, token, version)
 
     def get(self, namespace: str) -> Columns:
         """The namespace's columns, with every handbook write so far applied."""
@@ -173,24 +158,22 @@ class ColumnCache:
         if columns is None:
             columns = self._cache[namespace] = self._read_all(namespace)
             return columns
-        token = self.feed.change_token(namespace)
+        token = self.store.change_token(namespace)
         if token != columns.token:
-            columns = self._cache[namespace] = self._patched(namespace, columns, token)
+            columns = self._cache[namespace] = self._patched(namespace, columns)
         self._maybe_refresh(namespace, columns)
         return columns
 
-    def _patched(self, namespace: str, columns: Columns, token: int) -> Columns:
-        changes = self.feed.changes_since(namespace, columns.token)
-        if changes is None:  # the feed no longer reaches back: read everything
+    def _patched(self, namespace: str, columns: Columns) -> Columns:
+        changes = self.store.changes_since(namespace, columns.token) if isinstance(self.store, ChangeFeed) else None
+        if changes is None:  # no feed, or it no longer reaches back: read everything
             return self._read_all(namespace)
         new_token, changed, deleted = changes
         rows = dict(columns.rows)
         for key in deleted:
             rows.pop(key, None)
         if changed:
-            with self._lock:
-                sql = f"{_SELECT} AND id IN ({', '.join('?' * len(changed))})"
-                fresh = {r[0]: r for r in self._conn.execute(sql, (namespace, *changed))}
+            fresh = {r[0]: r for r in self.reader.rows(namespace, changed)}
             for key in changed:
                 if key in fresh:
                     rows[key] = fresh[key]
@@ -199,12 +182,15 @@ class ColumnCache:
         return Columns(rows, new_token, columns.data_version, columns.built_at)
 
     def _maybe_refresh(self, namespace: str, columns: Columns) -> None:
-        """Counters moved (the file changed) and the columns are old: read them again, off the request path."""
+        """Counters may have moved and the columns are old: read them again, off the request path."""
         if time.monotonic() - columns.built_at < self.max_age_s or namespace in self._refreshing:
             return
+        version = self.reader.data_version()
         with self._lock:
-            if self._data_version() == columns.data_version:
-                columns.built_at = time.monotonic()
+            if version is not None and version == columns.data_version:
+                columns.built_at = time.monotonic()  # nothing changed at all: look again later
+                return
+            if namespace in self._refreshing:
                 return
             self._refreshing.add(namespace)
 
@@ -217,4 +203,4 @@ class ColumnCache:
         threading.Thread(target=refresh, name=f"bmem-ui-columns-{namespace}", daemon=True).start()
 
     def close(self) -> None:
-        self._conn.close()
+        self.reader.close()

@@ -1,23 +1,26 @@
 """The web UI's read queries: one page of behaviors or traces, filtered and sorted, and a few tallies.
 
 The store contract lists behaviors by name and traces newest first, without an offset: enough for
-agents, not for a table a person pages through. ``SQLiteBrowser`` asks the SQLite file directly
-(a read-only connection per thread, the store's own row decoders), so a page of a 100k-behavior
-handbook costs one indexed query; ``ContractBrowser`` works on any store through the contract alone
-(it reads the namespace and sorts in Python: fine for thousands, slow for a hundred thousand).
+agents, not for a table a person pages through. Both browsers filter, sort and count behaviors on
+the namespace's columns in memory (``columns.ColumnCache``), then read the page's rows fresh by id.
+``SQLiteBrowser`` asks the SQLite file directly besides (read-only connections, the store's own row
+decoders): the plain table by name and the traces are one indexed query each. ``ContractBrowser``
+works on any store through the contract (PostgreSQL, in-memory): the first page of a namespace reads
+it whole once, and a trace page reads the newest traces up to it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import NotFoundError
 from ..store.base import HandbookStore
 from ..types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Trace
+from .columns import ColumnCache
+from .row_readers import SQLiteRows, StoreRows
 
 if TYPE_CHECKING:
     from ..store.sqlite import SQLiteStore
@@ -37,21 +40,8 @@ __all__ = [
 #: The largest page a request may ask for (a bigger one is refused with a clear page).
 MAX_PAGE_SIZE = 200
 
-#: sort key -> (SQL ORDER BY, Python key and whether descending); ties always by name.
-BEHAVIOR_SORTS: dict[str, tuple[str, Callable[[Behavior], Any], bool]] = {
-    "name": ("name", lambda b: b.name, False),
-    "shown": ("shown DESC, name", lambda b: b.shown, True),
-    "cited": ("cited DESC, name", lambda b: b.cited, True),
-    "helped": ("helped DESC, name", lambda b: b.helped, True),
-    "hurt": ("hurt DESC, name", lambda b: b.hurt, True),
-    "citation_rate": (
-        "(CASE WHEN shown > 0 THEN MIN(cited, shown) * 1.0 / shown ELSE 0 END) DESC, name",
-        lambda b: min(b.cited, b.shown) / b.shown if b.shown else 0.0,
-        True,
-    ),
-    "updated": ("updated_at DESC, name", lambda b: b.updated_at, True),
-    "created": ("created_at DESC, name", lambda b: b.created_at, True),
-}
+#: The orders a behavior table offers: by name, else descending by the key (ties by name); ``Columns.keys``.
+BEHAVIOR_SORTS = ("name", "shown", "cited", "helped", "hurt", "citation_rate", "updated", "created")
 
 
 @dataclass(frozen=True)
@@ -105,15 +95,48 @@ class Browser(Protocol):
     def most_cited(self, namespace: str, limit: int) -> list[tuple[str, int, int]]: ...
 
 
-class SQLiteBrowser:
-    """Pages of a ``SQLiteStore``'s file: SQL where an index serves (by name, traces), else ``ColumnCache``."""
+class _ColumnsBrowser:
+    """What both browsers share: behaviors filtered, sorted and counted on the columns in memory."""
+
+    columns: ColumnCache
+
+    def _by_ids(self, namespace: str, ids: list[str]) -> list[Behavior]:
+        raise NotImplementedError
+
+    def _from_columns(self, f: BehaviorFilter, *, page: int, size: int) -> Page:
+        columns = self.columns.get(f.namespace)
+        filters: dict[str, Any] = {"status": f.status, "topic": f.topic, "pinned": f.pinned, "text": f.text}
+        filters["sort"] = f.sort
+        total, _ = columns.select(**filters, start=0, stop=0)
+        page = clamp_page(page, size, total)
+        _, ids = columns.select(**filters, start=(page - 1) * size, stop=page * size)
+        return Page(self._by_ids(f.namespace, ids), total, page, size)
+
+    def behaviors(self, f: BehaviorFilter, *, page: int, size: int) -> Page:
+        return self._from_columns(f, page=page, size=size)
+
+    def topics(self, namespace: str) -> list[str]:
+        return self.columns.get(namespace).topic_list[:500]
+
+    def minted_per_day(self, namespace: str) -> list[tuple[str, int, int]]:
+        return self.columns.get(namespace).per_day()
+
+    def most_cited(self, namespace: str, limit: int) -> list[tuple[str, int, int]]:
+        columns = self.columns.get(namespace)
+        _, ids = columns.select(status=None, topic=None, pinned=None, text=None, sort="cited", stop=limit)
+        return [(b.name, b.cited, b.shown) for b in self._by_ids(namespace, ids) if b.cited > 0]
+
+    def close(self) -> None:
+        self.columns.close()
+
+
+class SQLiteBrowser(_ColumnsBrowser):
+    """Pages of a ``SQLiteStore``'s file: SQL where an index serves (by name, traces), else the columns."""
 
     def __init__(self, store: SQLiteStore) -> None:
-        from .columns import ColumnCache
-
         self.path = store.path
         self._local = threading.local()
-        self.columns = ColumnCache(store.path, store)
+        self.columns = ColumnCache(store, SQLiteRows(store.path))
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -126,43 +149,21 @@ class SQLiteBrowser:
     def behaviors(self, f: BehaviorFilter, *, page: int, size: int) -> Page:
         if f.sort != "name" or f.text or f.pinned is not None or f.topic is not None:
             # No index serves these (the rows hold vectors: a scan reads them all): the columns in memory do.
-            columns = self.columns.get(f.namespace)
-            filters: dict[str, Any] = {"status": f.status, "topic": f.topic, "pinned": f.pinned, "text": f.text}
-            filters["sort"] = f.sort
-            total, _ = columns.select(**filters, start=0, stop=0)
-            page = clamp_page(page, size, total)
-            _, ids = columns.select(**filters, start=(page - 1) * size, stop=page * size)
-            return Page(self._by_ids(ids), total, page, size)
+            return self._from_columns(f, page=page, size=size)
+        # By name, maybe by status: the (namespace, name) and (namespace, status, ...) indexes serve.
         where, params = ["namespace = ?"], list[Any]([f.namespace])
         if f.status is not None:
             where.append("status = ?")
             params.append(str(f.status))
-        if f.topic is not None:
-            where.append("topic = ?")
-            params.append(f.topic)
-        if f.pinned is not None:
-            where.append("pinned = ?")
-            params.append(int(f.pinned))
-        if f.text:
-            where.append("(instr(lower(name), ?) > 0 OR instr(lower(instruction), ?) > 0)")
-            params += [f.text.lower(), f.text.lower()]
         clause = " AND ".join(where)
         conn = self._conn()
         total = int(conn.execute(f"SELECT COUNT(*) FROM behaviors WHERE {clause}", params).fetchone()[0])
         page = clamp_page(page, size, total)
-        order = BEHAVIOR_SORTS[f.sort][0]
-        # The sort runs over the small columns only; the rows of the page are read afterwards by id
-        # (a row holds its vector: sorting whole rows would read every vector of the namespace).
-        ids = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM behaviors WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*params, size, (page - 1) * size],
-            )
-        ]
-        return Page(self._by_ids(ids), total, page, size)
+        sql = f"SELECT id FROM behaviors WHERE {clause} ORDER BY name LIMIT ? OFFSET ?"
+        ids = [r[0] for r in conn.execute(sql, [*params, size, (page - 1) * size])]
+        return Page(self._by_ids(f.namespace, ids), total, page, size)
 
-    def _by_ids(self, ids: list[str]) -> list[Behavior]:
+    def _by_ids(self, namespace: str, ids: list[str]) -> list[Behavior]:
         """The behaviors with these ids, as stored now, in this order (one gone meanwhile is left out)."""
         from ..store.sqlite_rows import BEHAVIOR_COLUMNS, behavior_from_row
 
@@ -195,70 +196,40 @@ class SQLiteBrowser:
         ).fetchall()
         return Page([trace_from_row(row, []) for row in rows], total, page, size)
 
-    def topics(self, namespace: str) -> list[str]:
-        return self.columns.get(namespace).topic_list[:500]
-
-    def minted_per_day(self, namespace: str) -> list[tuple[str, int, int]]:
-        return self.columns.get(namespace).per_day()
-
-    def most_cited(self, namespace: str, limit: int) -> list[tuple[str, int, int]]:
-        columns = self.columns.get(namespace)
-        _, ids = columns.select(status=None, topic=None, pinned=None, text=None, sort="cited", stop=limit)
-        return [(b.name, b.cited, b.shown) for b in self._by_ids(ids) if b.cited > 0]
-
     def close(self) -> None:
-        self.columns.close()
+        super().close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
 
 
-class ContractBrowser:
-    """Pages of any store through the store contract (every behavior of the namespace read per page)."""
+class ContractBrowser(_ColumnsBrowser):
+    """Pages of any store through the store contract (PostgreSQL, in-memory)."""
 
     def __init__(self, store: HandbookStore) -> None:
         self.store = store
+        # No cheap "did anything change" here: counters are read again at most every 30 s of browsing.
+        self.columns = ColumnCache(store, StoreRows(store), max_age_s=30.0)
 
-    def behaviors(self, f: BehaviorFilter, *, page: int, size: int) -> Page:
-        items = self.store.list_behaviors(f.namespace, statuses=None if f.status is None else [f.status], topic=f.topic)
-        if f.pinned is not None:
-            items = [b for b in items if b.pinned == f.pinned]
-        if f.text:
-            needle = f.text.lower()
-            items = [b for b in items if needle in b.name.lower() or needle in b.instruction.lower()]
-        _, key, descending = BEHAVIOR_SORTS[f.sort]
-        items.sort(key=lambda b: b.name)
-        items.sort(key=key, reverse=descending)  # stable: ties stay by name
-        page = clamp_page(page, size, len(items))
-        return Page(items[(page - 1) * size : page * size], len(items), page, size)
+    def _by_ids(self, namespace: str, ids: list[str]) -> list[Behavior]:
+        found = []
+        for key in ids:
+            try:
+                found.append(self.store.get_behavior(namespace, key))
+            except NotFoundError:  # deleted since the columns were read
+                continue
+        return found
 
     def traces(self, f: TraceFilter, *, page: int, size: int) -> Page:
-        limit = self.store.count_traces(f.namespace, status=f.status)
-        items: list[Trace] = self.store.list_traces(f.namespace, status=f.status, limit=max(limit, 1))
-        if f.outcome is not None:
-            items = [t for t in items if t.outcome == f.outcome]
+        total = self.store.count_traces(f.namespace, status=f.status)
+        if f.outcome is None:  # newest first: a page needs the traces up to it, no more
+            page = clamp_page(page, size, total)
+            newest = self.store.list_traces(f.namespace, status=f.status, limit=page * size)
+            return Page(newest[(page - 1) * size :], total, page, size)
+        every: list[Trace] = self.store.list_traces(f.namespace, status=f.status, limit=max(total, 1))
+        items = [t for t in every if t.outcome == f.outcome]
         page = clamp_page(page, size, len(items))
         return Page(items[(page - 1) * size : page * size], len(items), page, size)
-
-    def topics(self, namespace: str) -> list[str]:
-        return sorted({b.topic for b in self.store.list_behaviors(namespace) if b.topic})[:500]
-
-    def minted_per_day(self, namespace: str) -> list[tuple[str, int, int]]:
-        days: Counter[str] = Counter()
-        active: Counter[str] = Counter()
-        for b in self.store.list_behaviors(namespace):
-            day = b.created_at.date().isoformat()
-            days[day] += 1
-            active[day] += b.status == BehaviorStatus.ACTIVE
-        return [(d, days[d], active[d]) for d in sorted(days)]
-
-    def most_cited(self, namespace: str, limit: int) -> list[tuple[str, int, int]]:
-        items = [b for b in self.store.list_behaviors(namespace) if b.cited > 0]
-        items.sort(key=lambda b: (-b.cited, b.name))
-        return [(b.name, b.cited, b.shown) for b in items[:limit]]
-
-    def close(self) -> None:
-        return None
 
 
 def browser_for(store: HandbookStore) -> SQLiteBrowser | ContractBrowser:

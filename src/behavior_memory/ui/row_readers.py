@@ -1,0 +1,86 @@
+"""Where ``ColumnCache`` reads a namespace's small columns: SQL on a SQLite file, or any store's contract.
+
+A row is ``(id, name, instruction, topic, status, pinned, shown, cited, helped, hurt, created_at,
+updated_at)``, times as ISO strings. ``data_version`` tells whether the store changed at all since
+the last look (SQLite's ``PRAGMA data_version``: counters too); ``None`` means "cannot tell".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..store.base import ChangeFeed, HandbookStore
+from ..types import Behavior
+
+__all__ = ["Row", "RowReader", "SQLiteRows", "StoreRows"]
+
+Row = tuple[Any, ...]
+_SELECT = (
+    "SELECT id, name, instruction, topic, status, pinned, shown, cited, helped, hurt, created_at, updated_at "
+    "FROM behaviors WHERE namespace = ?"
+)
+
+
+class RowReader(Protocol):
+    def rows(self, namespace: str, ids: Collection[str] | None = None) -> list[Row]: ...
+    def data_version(self) -> int | None: ...
+    def close(self) -> None: ...
+
+
+def _row(b: Behavior) -> Row:
+    return (
+        b.id, b.name, b.instruction, b.topic, str(b.status), b.pinned, b.shown, b.cited, b.helped, b.hurt,
+        b.created_at.isoformat(), b.updated_at.isoformat(),
+    )  # fmt: skip
+
+
+class SQLiteRows:
+    """Reads a SQLite handbook file directly (read-only connections): one query, no pydantic objects."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._watch = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def rows(self, namespace: str, ids: Collection[str] | None = None) -> list[Row]:
+        sql, params = _SELECT, [namespace]
+        if ids is not None:
+            sql += f" AND id IN ({', '.join('?' * len(ids))})"
+            params += list(ids)
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def data_version(self) -> int | None:
+        with self._lock:  # changes whenever another connection commits to the file (counters too)
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._watch.close()
+
+
+class StoreRows:
+    """Reads any store through the contract (PostgreSQL, in-memory): ``list_behaviors``, and for a few
+    ids the change feed's ``retrieval_rows`` where the store has one."""
+
+    def __init__(self, store: HandbookStore) -> None:
+        self.store = store
+
+    def rows(self, namespace: str, ids: Collection[str] | None = None) -> list[Row]:
+        if ids is not None and isinstance(self.store, ChangeFeed):
+            found = self.store.retrieval_rows(namespace, ids=ids)
+            return [_row(found.materialize(record)) for record in found.records]
+        wanted = None if ids is None else set(ids)
+        return [_row(b) for b in self.store.list_behaviors(namespace) if wanted is None or b.id in wanted]
+
+    def data_version(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        return None
