@@ -6,6 +6,7 @@ In process (the SDK's client connects to the ``MCPServer`` directly); real SQLit
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,16 @@ def test_search_result_names_reads_only_line_openings() -> None:
     text = "Here is a list of behaviors:\nbehavior_a_b: use behavior_c_d too\nbehavior_e_f: go\nnot behavior_g_h: x"
     assert search_result_names(text) == ["behavior_a_b", "behavior_e_f"]
     assert search_result_names(None) == []
+
+
+def test_without_the_extra_bmem_mcp_names_the_pip_command(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from behavior_memory.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "behavior-memory.yaml").write_text("store:\n  path: h.db\nembeddings:\n  provider: hashing\n")
+    monkeypatch.setitem(sys.modules, "mcp", None)  # as if the SDK were not installed
+    result = CliRunner().invoke(cli, ["mcp"])
+    assert result.exit_code == 1
+    assert 'pip install "behavior-memory[mcp]"' in result.output

@@ -43,6 +43,8 @@ __all__ = [
 MAX_EVIDENCE_CHARS = 2_000
 MAX_FEEDBACK_CHARS = 2_000
 MAX_TOPIC_CHARS = 100
+#: The handbook resource lists at most this many behaviors (search finds the rest).
+MAX_LISTED = 2_000
 #: Statuses a client may read: quarantined and archived behaviors are never served (never injected either).
 _READABLE = frozenset({BehaviorStatus.ACTIVE, BehaviorStatus.CANDIDATE, BehaviorStatus.STALE})
 PROPOSER = "mcp"
@@ -117,11 +119,13 @@ class HandbookTools:
             raise missing
         return behavior_record(behavior)
 
-    def list_behaviors(self, *, status: BehaviorStatus = BehaviorStatus.ACTIVE) -> list[Behavior]:
-        """The namespace's behaviors of ``status`` (active by default), by name."""
+    def list_behaviors(
+        self, *, status: BehaviorStatus = BehaviorStatus.ACTIVE, limit: int = MAX_LISTED
+    ) -> list[Behavior]:
+        """The namespace's behaviors of ``status`` (active by default), by name, at most ``limit``."""
         if status not in _READABLE:
             raise InvalidInputError(f"behaviors of status {status} are not served")
-        return self.memory.handbook.list(namespace=self.namespace, status=status)
+        return self.memory.handbook.list(namespace=self.namespace, status=status, limit=limit)
 
     # --- write ----------------------------------------------------------------------------------
     def propose_behavior(self, name: Any, instruction: Any, evidence: Any, topic: Any = None) -> dict[str, Any]:
