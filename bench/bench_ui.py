@@ -103,6 +103,7 @@ def bench(n: int, n_traces: int, repeat: int) -> None:
 
     from behavior_memory.ui.app import create_app
     from behavior_memory.ui.columns import ColumnCache
+    from behavior_memory.ui.row_readers import SQLiteRows
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "handbook.db"
@@ -112,7 +113,7 @@ def bench(n: int, n_traces: int, repeat: int) -> None:
         text = f"store:\n  path: {db}\nembeddings:\n  provider: none\nretrieval:\n  strategy: lexical\n"
         memory = BehaviorMemory(load_config_text(text, base_dir=Path(tmp)))
         t0 = time.perf_counter()
-        ColumnCache(db, SQLiteStore(db)).get(memory.namespace)
+        ColumnCache(memory.store, SQLiteRows(db)).get(memory.namespace)
         columns_s = time.perf_counter() - t0
         client = TestClient(create_app(memory), base_url="http://127.0.0.1:8765")
         some = memory.handbook.list(limit=1)[0]

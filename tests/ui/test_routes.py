@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import pytest
 from ui_seed import MARKUP, client_for
@@ -337,3 +338,16 @@ def test_importing_the_library_or_asking_bmem_for_help_loads_no_web_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_bench_script_runs(capsys):
+    """`make bench-ui` at a tiny size: the script keeps working (its figures are not checked here)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    try:
+        import bench_ui
+    finally:
+        sys.path.pop(0)
+    bench_ui.bench(300, 20, 1)
+    out = capsys.readouterr().out
+    assert "handbook, sorted by cited" in out and "slowest median" in out
+    assert not re.search(r"  (4|5)\d\d$", out, re.MULTILINE)  # no page answered 4xx or 5xx
