@@ -351,3 +351,18 @@ def test_the_bench_script_runs(capsys):
     out = capsys.readouterr().out
     assert "handbook, sorted by cited" in out and "slowest median" in out
     assert not re.search(r"  (4|5)\d\d$", out, re.MULTILINE)  # no page answered 4xx or 5xx
+
+
+def test_a_handbook_in_a_folder_with_uri_characters(tmp_path):
+    from ui_seed import memory_at, seed
+
+    folder = tmp_path / "odd #?% dir"
+    folder.mkdir()
+    memory = memory_at(folder)
+    assert memory.store.path.parent == folder
+    seed(memory)
+    client = client_for(memory)
+    names = re.findall(r'class="name">(behavior_\w+)<', client.get("/?sort=cited&size=1").text)
+    assert names == ["behavior_inclusion_exclusion"]
+    assert client.get("/traces").status_code == 200
+    memory.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ MARKUP = '<script>alert("x")</script><b>bold</b> & check it'
 
 
 def memory_at(folder: Path) -> BehaviorMemory:
-    text = f'store:\n  path: {folder / "handbook.db"}\nembeddings:\n  provider: hashing\nreflection:\n  mode: "off"\n'
+    path = json.dumps(str(folder / "handbook.db"))  # quoted: a folder name may hold " #"
+    text = f'store:\n  path: {path}\nembeddings:\n  provider: hashing\nreflection:\n  mode: "off"\n'
     return BehaviorMemory(load_config_text(text, base_dir=folder))
 
 

@@ -20,7 +20,7 @@ from ..errors import NotFoundError
 from ..store.base import HandbookStore
 from ..types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Trace
 from .columns import ColumnCache
-from .row_readers import SQLiteRows, StoreRows
+from .row_readers import SQLiteRows, StoreRows, read_only
 
 if TYPE_CHECKING:
     from ..store.sqlite import SQLiteStore
@@ -141,7 +141,7 @@ class SQLiteBrowser(_ColumnsBrowser):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            conn = read_only(self.path, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 5000")
             self._local.conn = conn
         return conn

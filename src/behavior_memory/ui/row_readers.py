@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ..store.base import ChangeFeed, HandbookStore
 from ..types import Behavior
 
-__all__ = ["Row", "RowReader", "SQLiteRows", "StoreRows"]
+__all__ = ["Row", "RowReader", "SQLiteRows", "StoreRows", "read_only"]
 
 Row = tuple[Any, ...]
 _SELECT = (
@@ -38,20 +38,25 @@ def _row(b: Behavior) -> Row:
     )  # fmt: skip
 
 
+def read_only(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A read-only connection to the handbook file (its path percent-encoded: ``?`` or ``#`` in it stay literal)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=check_same_thread)
+
+
 class SQLiteRows:
     """Reads a SQLite handbook file directly (read-only connections): one query, no pydantic objects."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._watch = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._watch = read_only(path, check_same_thread=False)
 
     def rows(self, namespace: str, ids: Collection[str] | None = None) -> list[Row]:
         sql, params = _SELECT, [namespace]
         if ids is not None:
             sql += f" AND id IN ({', '.join('?' * len(ids))})"
             params += list(ids)
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        conn = read_only(self.path)
         try:
             return conn.execute(sql, params).fetchall()
         finally:
