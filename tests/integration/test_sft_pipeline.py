@@ -125,3 +125,28 @@ def test_train_twin_serve_answer_and_compare(vllm_server, exported, tmp_path, mo
         assert word in result.output
     assert (tmp_path / "sft_eval.png").stat().st_size > 0
     assert server.list_models(vllm_server.base_url)  # the shared base server is left running
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_rerun_resumes_from_the_checkpoint_and_refuses_another_runs(exported, tmp_path):
+    from behavior_memory.config.sft import SFTConfig
+    from behavior_memory.errors import InvalidInputError
+    from behavior_memory.sft.records import load_records
+    from behavior_memory.sft.train import checkpoint_dir, train_records
+
+    base = embedded.ensure_model()
+    records = load_records(exported)
+    settings = SFTConfig(max_steps=1, batch_size=1, max_length=48, lora_r=2, save_steps=1, eval_fraction=0)
+    out = tmp_path / "m"
+    first = train_records(records, base=base, out=out, settings=settings, keep_checkpoints=True, progress=False)
+    assert first.resumed_from is None and first.steps == 1 and first.seconds_per_step > 0
+    assert (checkpoint_dir(out) / "checkpoint-1").is_dir()
+    other = settings.model_copy(update={"learning_rate": 1e-5})
+    with pytest.raises(InvalidInputError, match="--fresh"):  # another run's checkpoints are not mixed in
+        train_records(records, base=base, out=out, settings=other, overwrite=True, progress=False)
+    # As if the run had died after its checkpoint: the same command picks it up instead of starting over.
+    again = train_records(records, base=base, out=out, settings=settings, overwrite=True, progress=False)
+    assert again.resumed_from is not None and again.resumed_from.endswith("checkpoint-1")
+    assert not checkpoint_dir(out).exists() and (out / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("m")) == ["m"]
