@@ -366,3 +366,20 @@ def test_a_handbook_in_a_folder_with_uri_characters(tmp_path):
     assert names == ["behavior_inclusion_exclusion"]
     assert client.get("/traces").status_code == 200
     memory.close()
+
+
+def test_sorting_by_scores_matches_the_lifecycle_scores(fresh):
+    from behavior_memory.lifecycle.scores import score
+
+    hb = fresh.memory.handbook
+    for name, (helped, hurt) in {"behavior_check_units": (9, 1), "behavior_draw_a_figure": (40, 2),
+                                 "behavior_count_overlaps": (1, 0), "behavior_old_trick": (3, 9)}.items():  # fmt: skip
+        hb.store.increment("default", [name], "helped", by=helped)
+        hb.store.increment("default", [name], "hurt", by=hurt)
+    hb.add("behavior_after_counters", "Read the question twice before answering.")  # no evidence: scores 0.0
+    client = client_for(fresh.memory)
+    for key in ("helpfulness", "harm"):
+        shown = re.findall(r'class="name">(behavior_\w+)<', client.get(f"/?sort={key}&size=200").text)
+        expected = sorted(hb.list(), key=lambda b: (-getattr(score(b), key), b.name))
+        assert shown == [b.name for b in expected], key
+    assert shown[0] == "behavior_old_trick"  # the most harm

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..lifecycle.intervals import Z_95
 from ..store.base import ChangeFeed, HandbookStore
 from ..types import BehaviorStatus
 
@@ -66,6 +67,9 @@ class Columns:
         shown = self.keys["shown"]
         cited = np.minimum(self.keys["cited"], shown)
         self.keys["citation_rate"] = np.divide(cited, shown, out=np.zeros(len(rows)), where=shown > 0)
+        helped, hurt = np.maximum(self.keys["helped"], 0), np.maximum(self.keys["hurt"], 0)
+        self.keys["helpfulness"] = _wilson_low(helped, helped + hurt)  # as lifecycle.scores.score computes it
+        self.keys["harm"] = _wilson_low(hurt, helped + hurt)
         self.created = [r[10] for r in rows]
         self.keys["created"] = _rank(self.created)
         self.keys["updated"] = _rank([r[11] for r in rows])
@@ -127,6 +131,18 @@ class Columns:
         order = self.order(sort)
         picked = order if mask is None else order[mask[order]]
         return len(picked), [self.ids[i] for i in picked[start:stop]]
+
+
+def _wilson_low(successes: npt.NDArray[np.int64], n: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``intervals.wilson_lower_bound`` of every row at once (0.0 where ``n`` is 0)."""
+    z2 = Z_95 * Z_95
+    safe_n = np.maximum(n, 1).astype(np.float64)
+    p = successes / safe_n
+    denom = 1 + z2 / safe_n
+    centre = (p + z2 / (2 * safe_n)) / denom
+    half = Z_95 * np.sqrt(p * (1 - p) / safe_n + z2 / (4 * safe_n * safe_n)) / denom
+    low: npt.NDArray[np.float64] = np.where(n > 0, np.maximum(0.0, centre - half), 0.0)
+    return low
 
 
 def _rank(values: list[str]) -> npt.NDArray[np.int64]:

@@ -41,7 +41,9 @@ __all__ = [
 MAX_PAGE_SIZE = 200
 
 #: The orders a behavior table offers: by name, else descending by the key (ties by name); ``Columns.keys``.
-BEHAVIOR_SORTS = ("name", "shown", "cited", "helped", "hurt", "citation_rate", "updated", "created")
+BEHAVIOR_SORTS = (
+    "name", "shown", "cited", "helped", "hurt", "citation_rate", "helpfulness", "harm", "updated", "created",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
