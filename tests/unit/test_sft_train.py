@@ -282,3 +282,18 @@ def test_the_sft_modules_and_cli_load_no_torch_trl_or_peft():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_final_eval_loss_is_read_from_the_log_when_the_last_step_evaluated():
+    from behavior_memory.sft.train import _final_eval_loss
+
+    calls = []
+
+    def evaluate():
+        calls.append(1)
+        return {"eval_loss": 9.0}
+
+    logged = SimpleNamespace(global_step=6, log_history=[{"eval_loss": 2.0, "step": 3}, {"eval_loss": 1.5, "step": 6}])
+    assert _final_eval_loss(SimpleNamespace(state=logged, evaluate=evaluate)) == 1.5 and calls == []
+    stale = SimpleNamespace(global_step=7, log_history=logged.log_history)
+    assert _final_eval_loss(SimpleNamespace(state=stale, evaluate=evaluate)) == 9.0 and calls == [1]

@@ -196,6 +196,14 @@ def _save(trainer: Any, tokenizer: Any, saved_dtype: Any, out: Path, meta: dict[
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _final_eval_loss(trainer: Any) -> float | None:
+    """The held-out loss at the last step: logged already when the last step was an eval step."""
+    state = trainer.state
+    logged = [h for h in state.log_history if "eval_loss" in h and h.get("step") == state.global_step]
+    loss = logged[-1]["eval_loss"] if logged else trainer.evaluate().get("eval_loss")
+    return float(loss) if loss is not None else None
+
+
 def train_records(
     records: Sequence[Record],
     *,
@@ -225,7 +233,7 @@ def train_records(
     started = time.monotonic()
     output = trainer.train(resume_from_checkpoint=resumed)
     wall = time.monotonic() - started
-    eval_loss = trainer.evaluate().get("eval_loss") if held else None
+    eval_loss = _final_eval_loss(trainer) if held else None
     steps = int(output.global_step)
     runtime = float(output.metrics.get("train_runtime", wall))
     samples_per_s = float(output.metrics.get("train_samples_per_second") or 0.0)
