@@ -209,7 +209,7 @@ def warm_rows(db: Path, n_queries: int, threshold: int) -> list[dict[str, Any]]:
     if vs.ann is not None:
         raw = vs.ann.index
         rows.append(
-            {"system": "usearch raw, same index (peer)"}
+            {"system": "usearch raw, same int8 index, no re-score (peer)"}
             | timed(lambda i: raw.search(qvecs[i], K, threads=1), n_queries)
         )
     rows += write_rows(store, ours, qvecs, rows[0]["p50_us"])
@@ -289,8 +289,9 @@ def cold_child(db: str, threshold: int) -> None:
     hybrid.retrieve("how to check the residues", namespace=NAMESPACE, k=K)
     gc.collect()
     held = rss_bytes() - rss0
-    if vs.ann is not None and vs.ann.path is not None:  # a memory-mapped index counts in full
-        held += vs.ann.path.stat().st_size
+    if vs.ann is not None and vs.ann.path is not None:  # a memory-mapped index counts in full,
+        stem = vs.ann.path.name.removesuffix(".usearch")  # with its float16 copies beside it
+        held += sum(p.stat().st_size for p in vs.ann.path.parent.glob(f"{stem}*"))
     mode = "HNSW built aside" if building else ("HNSW loaded" if vs.ann is not None else "exact")
     print(
         json.dumps(

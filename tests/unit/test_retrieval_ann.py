@@ -168,3 +168,23 @@ def test_a_batch_carrying_one_behavior_twice_keeps_its_latest_vector() -> None:
     assert len(ann) == 2
     assert ann._row_of.rows(np.array([11, 22], dtype=np.uint64)).tolist() == [2, 1]
     assert ann.same_vectors(keys[2:], matrix[2:]).tolist() == [True]
+
+
+def test_the_float16_copies_are_saved_beside_the_index_and_rescore_its_hits(tmp_path: Path) -> None:
+    # the int8 walk ranks near-ties loosely; the hits are re-scored with float16 copies, saved
+    # beside the index and memory-mapped by the next process
+    path = tmp_path / "handbook.db"
+    store = SQLiteStore(path)
+    fill(store)
+    ready(store, ANN)
+    folder = tmp_path / "handbook.db.index"
+    names = sorted(p.name.split(".", 1)[1] for p in folder.iterdir())
+    assert names == ["i8.half.npy", "i8.keys.npy", "i8.usearch"]
+    index, loaded = ready(SQLiteStore(path), ANN)
+    assert loaded.ann is not None and loaded.ann.path is not None  # memory-mapped, not rebuilt
+    assert len(loaded.ann.half) == N
+    ids, matrix = store.vectors("default")
+    probe = matrix[7]
+    best = index.search("default", probe, 1)[0]
+    assert best.behavior.id == ids[7]
+    assert best.score == pytest.approx(float(matrix[7].astype(np.float16).astype(np.float32) @ probe), abs=1e-3)

@@ -4,14 +4,16 @@ Built on **usearch** (Unum, Apache-2.0, ``pip install "behavior-memory[ann]"``).
 faiss or hnswlib: it adds *and removes* single vectors in place (faiss's HNSW cannot remove; hnswlib
 only marks deletions and has not had a release since 2023), it saves one file a new process loads
 in a fraction of a second (``Index.restore``; ``view=True`` memory-maps it), it stores vectors as
-float16 (half the memory, no recall lost on sentence embeddings), and it ships wheels with no
-system dependency for Linux, macOS and Windows. ``import behavior_memory`` never loads it: this
+int8 (a walk twice as fast as float16; the top hits are re-scored with float16 copies,
+``half_vectors``, so recall is not lost), and it ships wheels with no system dependency for Linux,
+macOS and Windows. ``import behavior_memory`` never loads it: this
 module is imported only when a namespace crosses the threshold.
 
 Keys are 64 bits of the behavior id (its first 16 hex digits for our uuid4 ids, a hash otherwise),
 so a saved index stays valid whichever rows a process gives the behaviors. The file is named after
 the namespace, the vector size and the change token it reflects
-(``<handbook.db>.index/<namespace hash>-<dim>d-<token>.usearch``): a process that opens the handbook
+(``<handbook.db>.index/<namespace hash>-<dim>d-<token>.i8.usearch``, with ``.keys.npy`` and
+``.half.npy`` beside it, written first): a process that opens the handbook
 later loads the newest one and applies ``changes_since(token)``; it never rebuilds unless the feed
 no longer reaches back. Filters: the index holds one namespace's injectable behaviors only, so
 namespace and status filters are exact by construction; a topic is over-fetched (in proportion to
@@ -34,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import MissingDependencyError
+from .half_vectors import HalfVectors
 
 if TYPE_CHECKING:
     from .registry import AnnSettings
@@ -47,6 +50,10 @@ _CONNECTIVITY = 16  # HNSW's M
 _EXPANSION_ADD = 128  # efConstruction: with ef_search 64, recall@5 0.98 at 100k (64: 0.977)
 _EXACT_TOPIC = 2_048  # a topic with at most this many behaviors is searched exactly
 _SERIAL_START = 2_048  # an index smaller than this grows one insert at a time
+# int8 walks, float16 re-scores: at 100k, recall@5 0.931 from the int8 top 5, 0.989 from its top 20
+# re-scored, at 0.21 ms against float16's 0.43 ms (bench/bench_retrieval.py's vectors, ef_search 64)
+_RESCORE = 20
+_FORMAT = "i8"  # in the file name: an index saved in another layout is not loaded (it is rebuilt)
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
 _HEX[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
@@ -104,7 +111,7 @@ def find_saved(folder: Path | None, namespace: str) -> tuple[Path, int, int] | N
     """``(path, dim, token)`` of the newest saved index of ``namespace``, or ``None``."""
     if folder is None or not folder.is_dir():
         return None
-    pattern = re.compile(rf"{_stem(namespace)}-(\d+)d-(\d+)\.usearch")
+    pattern = re.compile(rf"{_stem(namespace)}-(\d+)d-(\d+)\.{_FORMAT}\.usearch")
     found = [(m, p) for p in folder.iterdir() if (m := pattern.fullmatch(p.name))]
     if not found:
         return None
@@ -176,14 +183,24 @@ def _last_of_each_key(
 
 
 class AnnIndex:
-    """HNSW (cosine, float16) over one namespace's vectors, keyed by behavior id; rows from its snapshot."""
+    """HNSW (cosine, int8, re-scored in float16) over one namespace's vectors, keyed by behavior id;
+    rows from its snapshot."""
 
-    def __init__(self, dim: int, settings: AnnSettings, index: Any | None = None, *, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        settings: AnnSettings,
+        index: Any | None = None,
+        *,
+        path: Path | None = None,
+        half: HalfVectors | None = None,
+    ) -> None:
         self.dim, self.settings = dim, settings
         self.path = path  # the file a viewed index maps (read-only until ``mutable``)
         self.index = index or _usearch_index()(
-            ndim=dim, metric="ip", dtype="f16", connectivity=_CONNECTIVITY, expansion_add=_EXPANSION_ADD
+            ndim=dim, metric="ip", dtype=_FORMAT, connectivity=_CONNECTIVITY, expansion_add=_EXPANSION_ADD
         )
+        self.half = half or HalfVectors(dim)  # the float16 vectors that re-score the walk's hits
         self.index.expansion_search = settings.ef_search
         _OPEN.add(self)
         self._row_of = _RowMap()  # key -> snapshot row
@@ -216,6 +233,7 @@ class AnnIndex:
                 self.index.add(keys[:alone], matrix[:alone], threads=1)
             if alone < len(rows):
                 self.index.add(keys[alone:], matrix[alone:], threads=threads)
+            self.half.put(keys, matrix)
             self.map_rows(rows, keys)
             self.changed_since_save += len(rows)
 
@@ -230,12 +248,12 @@ class AnnIndex:
 
     def same_vectors(self, keys: npt.NDArray[np.uint64], matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
         """Whether each key is stored with (the float16 of) this vector already (an edit of the text only)."""
-        same = np.zeros(keys.shape[0], dtype=bool)
-        present: list[int] = np.flatnonzero(self.index.contains(keys)).tolist() if keys.shape[0] else []
-        for i in present:
-            stored = self.index.get(keys[i : i + 1], dtype=np.float32)[0]
-            same[i] = stored is not None and np.array_equal(stored, matrix[i].astype(np.float16).astype(np.float32))
-        return same
+        if not keys.shape[0]:
+            return np.zeros(0, dtype=bool)
+        found, stored = self.half.get(keys)
+        same: npt.NDArray[np.bool_] = found & np.all(stored == matrix.astype(np.float16).astype(np.float32), axis=1)
+        in_index: npt.NDArray[np.bool_] = np.asarray(self.index.contains(keys), dtype=bool)
+        return same & in_index
 
     # --- searching ----------------------------------------------------------------------------
     def search(
@@ -256,49 +274,58 @@ class AnnIndex:
         else:
             members, want = size, k
         while True:
-            found = self._lookup(self.index.search(query, want, threads=1), snapshot, topic_code)
-            if len(found) >= k or want >= size:
+            fetched = min(size, max(want, _RESCORE))
+            found = self._lookup(self.index.search(query, fetched, threads=1), query, snapshot, topic_code)
+            if len(found) >= k or fetched >= size:
                 return found
             if topic_code is not None and want >= 8 * k * -(-size // members):
                 return self._exact(query, snapshot, np.flatnonzero((topics == topic_code) & live))
             want = min(size, want * 4)
 
-    def _lookup(self, matches: Any, snapshot: Snapshot, topic_code: int | None) -> list[tuple[int, float]]:
+    def _lookup(
+        self, matches: Any, query: npt.NDArray[np.float32], snapshot: Snapshot, topic_code: int | None
+    ) -> list[tuple[int, float]]:
+        """The hits that are live (and in the topic), re-scored with their float16 vectors, best first."""
         live, topics, n = snapshot.live, snapshot.topics, snapshot.n
-        found = []
-        rows = self._row_of.rows(np.asarray(matches.keys, dtype=np.uint64)).tolist()
-        for row, distance in zip(rows, matches.distances.tolist(), strict=True):
-            if row < 0 or row >= n or not live[row] or (topic_code is not None and topics[row] != topic_code):
-                continue
-            found.append((row, 1.0 - float(distance)))  # inner product of unit vectors: the cosine
-        return found
+        keys = np.asarray(matches.keys, dtype=np.uint64)
+        rows = self._row_of.rows(keys)
+        ok = (rows >= 0) & (rows < n)
+        ok[ok] = live[rows[ok]]
+        if topic_code is not None:
+            ok[ok] = topics[rows[ok]] == topic_code
+        has, vectors = self.half.get(keys[ok])
+        # inner products of unit vectors: cosines (an entry without a float16 copy keeps the walk's)
+        scores = np.where(has, vectors @ query, 1.0 - np.asarray(matches.distances, dtype=np.float32)[ok])
+        order = np.argsort(-scores, kind="stable")
+        return list(zip(rows[ok][order].tolist(), scores[order].tolist(), strict=True))
 
     def _exact(
         self, query: npt.NDArray[np.float32], snapshot: Snapshot, rows: npt.NDArray[np.intp]
     ) -> list[tuple[int, float]]:
         keys = labels_of([snapshot.ids[r] for r in rows.tolist()])
-        vectors = self.index.get(keys, dtype=np.float32)
-        kept = [(int(r), v) for r, v in zip(rows.tolist(), vectors, strict=True) if v is not None]
-        if not kept:
+        has, matrix = self.half.get(keys)
+        if not has.any():
             return []
-        matrix = np.stack([v for _, v in kept])
+        matrix = matrix[has]
         norms = np.linalg.norm(matrix, axis=1)
         norms[norms == 0] = 1.0
         scores = (matrix @ query) / norms
-        return [(row, float(score)) for (row, _), score in zip(kept, scores.tolist(), strict=True)]
+        return list(zip(rows[has].tolist(), scores.tolist(), strict=True))
 
     # --- files ---------------------------------------------------------------------------------
     def save(self, folder: Path, namespace: str, token: int) -> Path:
         """Write the index as of ``token`` (atomically: a temporary file, then a rename) and drop older ones."""
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{_stem(namespace)}-{self.dim}d-{token}.usearch"
+        path = folder / f"{_stem(namespace)}-{self.dim}d-{token}.{_FORMAT}.usearch"
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with self.lock:
             self.index.save(str(temporary))
+            self.half.save(*_companions(path))  # before the index's rename: a found index has them
             self.changed_since_save = 0
         os.replace(temporary, path)
-        for old in folder.glob(f"{_stem(namespace)}-*.usearch"):
-            if old != path:
+        current = {path, *_companions(path)}
+        for old in folder.glob(f"{_stem(namespace)}-*"):
+            if old not in current:
                 try:
                     old.unlink()
                 except OSError:  # another process may have removed it first
@@ -312,12 +339,20 @@ class AnnIndex:
         index = _usearch_index().restore(str(path), view=view)
         if index is None or index.ndim != dim:
             raise ValueError(f"{path} is not a usearch index of {dim} dimensions")
-        return cls(dim, settings, index, path=path if view else None)
+        half = HalfVectors.load(*_companions(path), dim)
+        return cls(dim, settings, index, path=path if view else None, half=half)
 
     def mutable(self) -> AnnIndex:
         """This index as one that takes writes: itself, or for a viewed one a copy read into memory."""
         if self.path is None:
             return self
-        copy = AnnIndex(self.dim, self.settings, self.index.copy())  # from the mapping: the file may be gone
+        # from the mapping: the file may be gone; the float16 files stay mapped (writes go beside them)
+        copy = AnnIndex(self.dim, self.settings, self.index.copy(), half=self.half.copy())
         copy._row_of = self._row_of.copy()
         return copy
+
+
+def _companions(path: Path) -> tuple[Path, Path]:
+    """The float16 files saved beside an index: its keys, and their vectors."""
+    stem = path.name.removesuffix(".usearch")
+    return path.with_name(f"{stem}.keys.npy"), path.with_name(f"{stem}.half.npy")
