@@ -159,8 +159,10 @@ class _RowMap:
         """The row of each key, -1 for a key not mapped."""
         base, values, changes = self.state
         if base.shape[0]:
-            at = np.minimum(np.searchsorted(base, keys), base.shape[0] - 1)
-            out = np.where(base[at] == keys, values[at].astype(np.int64), -1)
+            at = np.searchsorted(base, keys)
+            np.minimum(at, base.shape[0] - 1, out=at)
+            out = values[at].astype(np.int64)
+            out[base[at] != keys] = -1
         else:
             out = np.full(keys.shape[0], -1, dtype=np.int64)
         if changes:

@@ -100,14 +100,16 @@ class HalfVectors:
         """``(found, matrix)``: whether each key has a vector, and the vectors (zeros where not)."""
         self._settle()
         base_keys, base, recent = self.state
-        out = np.zeros((keys.shape[0], self.dim), dtype=np.float32)
-        found = np.zeros(keys.shape[0], dtype=bool)
         if base_keys.shape[0] and keys.shape[0]:
-            at = np.minimum(np.searchsorted(base_keys, keys), base_keys.shape[0] - 1)
-            hit = base_keys[at] == keys
-            if hit.any():
-                out[hit] = base[at[hit]]
-                found |= hit
+            at = np.searchsorted(base_keys, keys)
+            np.minimum(at, base_keys.shape[0] - 1, out=at)
+            found = base_keys[at] == keys
+            out = base[at].astype(np.float32)  # a gather of a few rows: cheaper than masking first
+            if not found.all():
+                out[~found] = 0.0
+        else:
+            found = np.zeros(keys.shape[0], dtype=bool)
+            out = np.zeros((keys.shape[0], self.dim), dtype=np.float32)
         if recent:
             for i, key in enumerate(keys.tolist()):
                 vector = recent.get(key)
