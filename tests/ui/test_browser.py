@@ -22,7 +22,17 @@ def click_and_wait(browser, element) -> None:
     """Click, then wait until the next page replaced this one (a click does not wait for it)."""
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+    wait = WebDriverWait(browser, 10)
+    wait.until(expected_conditions.staleness_of(page))
+    # A POST answered by a redirect passes through two documents: wait for the last one to be whole.
+    wait.until(settled)
+
+
+def settled(driver) -> bool:
+    """The page is loaded and it is not a write's address (the redirect after it has landed)."""
+    url = driver.current_url.split("?")[0]
+    loaded = driver.execute_script("return document.readyState") == "complete"
+    return bool(loaded) and not url.endswith(("/decide", "/feedback"))
 
 
 def no_alert(browser) -> None:
