@@ -7,6 +7,7 @@ are not routed at all with ``read_only``. ``security`` says what guards them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from .security import Guardrails
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -70,6 +73,13 @@ def create_app(
     )
     browser = browser_for(memory.store)
     app.state.ui = UIState(memory=memory, browser=browser, read_only=read_only, results=list(results))
-    # Read the default namespace's columns now, not on the first page (a second or so at 100k behaviors).
-    threading.Thread(target=browser.columns.get, args=(memory.namespace,), name="bmem-ui-warm", daemon=True).start()
+
+    def warm() -> None:
+        """Read the default namespace's columns now, not on the first page (a second or so at 100k behaviors)."""
+        try:
+            browser.columns.get(memory.namespace)
+        except Exception:  # the first page reads them again, and reports what fails there
+            log.debug("reading the columns ahead failed", exc_info=True)
+
+    threading.Thread(target=warm, name="bmem-ui-warm", daemon=True).start()
     return app
