@@ -383,3 +383,14 @@ def test_sorting_by_scores_matches_the_lifecycle_scores(fresh):
         expected = sorted(hb.list(), key=lambda b: (-getattr(score(b), key), b.name))
         assert shown == [b.name for b in expected], key
     assert shown[0] == "behavior_old_trick"  # the most harm
+
+
+def test_bmem_ui_refuses_a_short_token(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from behavior_memory.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli, ["ui", "--token", "short"])
+    assert result.exit_code == 1 and "at least 16 characters" in result.output
