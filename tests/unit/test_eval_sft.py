@@ -64,3 +64,14 @@ def test_cli_refuses_a_bad_contender_before_answering(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["eval", "sft", "-d", "t.jsonl", "--contender", "bc-sft=nowhere"])
     assert result.exit_code != 0 and "neither a URL nor a model folder" in result.output
     assert not (tmp_path / "sft_eval.jsonl").exists()
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from behavior_memory.eval import sft_compare
+    from behavior_memory.sft import records
+
+    for module in (sft_compare, records):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -41,8 +41,8 @@ class Contender:
 def parse_contender(spec: str) -> Contender:
     """``LABEL=URL[#MODEL]`` or ``LABEL=FOLDER``.
 
-    >>> parse_contender("bc-sft=models/bc")
-    Contender(label='bc-sft', target='models/bc')
+    >>> parse_contender("base=http://127.0.0.1:8000/v1#smollm2-135m-instruct").label
+    'base'
     """
     label, sep, target = spec.partition("=")
     label, target = label.strip(), target.strip()
