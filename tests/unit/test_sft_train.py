@@ -297,3 +297,15 @@ def test_the_final_eval_loss_is_read_from_the_log_when_the_last_step_evaluated()
     assert _final_eval_loss(SimpleNamespace(state=logged, evaluate=evaluate)) == 1.5 and calls == []
     stale = SimpleNamespace(global_step=7, log_history=logged.log_history)
     assert _final_eval_loss(SimpleNamespace(state=stale, evaluate=evaluate)) == 9.0 and calls == [1]
+
+
+def test_serve_print_names_the_trained_folder_and_its_served_name(tmp_path, monkeypatch):
+    from behavior_memory.serving import server
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(server, "has_nvidia_gpu", lambda: False)
+    args = ["serve", "--print", "--model", str(tmp_path / "bc"), "--served-model-name", "bc-sft", "--port", "8123"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"--model {tmp_path / 'bc'} " in result.output and "--served-model-name bc-sft" in result.output
+    assert "--chat-template" not in result.output  # the folder's own template (saved by `bmem sft train`)
