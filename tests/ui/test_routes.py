@@ -394,3 +394,21 @@ def test_bmem_ui_refuses_a_short_token(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     result = CliRunner().invoke(cli, ["ui", "--token", "short"])
     assert result.exit_code == 1 and "at least 16 characters" in result.output
+
+
+def test_moved_counters_reorder_the_table_after_a_refresh(fresh):
+    client = client_for(fresh.memory)
+
+    def top(key: str) -> str:
+        return re.findall(r'class="name">(behavior_\w+)<', client.get(f"/?sort={key}&size=1").text)[0]
+
+    assert top("cited") == "behavior_inclusion_exclusion"
+    fresh.memory.store.increment("default", ["behavior_draw_a_figure"], "cited", by=50)
+    fresh.memory.store.increment("default", ["behavior_draw_a_figure"], "shown", by=50)
+    browser = client.app.state.ui.browser
+    browser.columns.refresh_counters("default")  # what the background refresh does once the columns are old
+    assert top("cited") == "behavior_draw_a_figure"
+    assert top("citation_rate") == "behavior_draw_a_figure"  # 50 of 50, beside 6 of 6: tie broken by name
+    columns = browser.columns.get("default")
+    i = columns.ids.index(fresh.ids["behavior_draw_a_figure"])
+    assert columns.rows[columns.ids[i]][6:10] == (50, 50, 0, 0)

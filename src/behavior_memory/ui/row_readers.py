@@ -27,6 +27,7 @@ _SELECT = (
 
 class RowReader(Protocol):
     def rows(self, namespace: str, ids: Collection[str] | None = None) -> list[Row]: ...
+    def counters(self, namespace: str) -> list[Row] | None: ...
     def data_version(self) -> int | None: ...
     def close(self) -> None: ...
 
@@ -62,6 +63,15 @@ class SQLiteRows:
         finally:
             conn.close()
 
+    def counters(self, namespace: str) -> list[Row] | None:
+        """``(id, shown, cited, helped, hurt)`` of every behavior of the namespace."""
+        conn = read_only(self.path)
+        try:
+            sql = "SELECT id, shown, cited, helped, hurt FROM behaviors WHERE namespace = ?"
+            return conn.execute(sql, (namespace,)).fetchall()
+        finally:
+            conn.close()
+
     def data_version(self) -> int | None:
         with self._lock:  # changes whenever another connection commits to the file (counters too)
             return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
@@ -83,6 +93,9 @@ class StoreRows:
             return [_row(found.materialize(record)) for record in found.records]
         wanted = None if ids is None else set(ids)
         return [_row(b) for b in self.store.list_behaviors(namespace) if wanted is None or b.id in wanted]
+
+    def counters(self, namespace: str) -> list[Row] | None:
+        return None  # the contract reads whole behaviors: ``rows`` then
 
     def data_version(self) -> int | None:
         return None
