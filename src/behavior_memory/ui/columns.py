@@ -84,7 +84,7 @@ class Columns:
 
     def with_counters(self, counts: list[Row], data_version: int | None) -> Columns:
         """A copy with the counters of ``counts`` (``(id, shown, cited, helped, hurt)`` rows): only the
-        counter columns, their scores and their orders are computed again (a tenth of a full read)."""
+        counter columns, their scores and their orders are computed again (no text, rank or topic)."""
         new = copy.copy(self)
         new.rows = dict(self.rows)
         for key, *values in counts:
