@@ -8,7 +8,7 @@ from behavior_memory import BehaviorMemory
 from behavior_memory.config.settings import load_config_text
 from behavior_memory.types import BehaviorStatus
 from behavior_memory.ui.queries import ContractBrowser
-from ui.ui_seed import client_for, seed
+from ui.ui_seed import client_for, csrf_of, seed
 
 
 def test_the_ui_over_postgres(pg_store, tmp_path):
@@ -33,7 +33,7 @@ def test_the_ui_over_postgres(pg_store, tmp_path):
         r = client.get(url)
         assert r.status_code == 200, url
     assert "shown in 12 tasks, withheld from 12" in client.get("/behaviors/behavior_check_units").text
-    form = {"csrf": client.cookies.get("bmem_csrf"), "action": "approve", "next": "/review"}
+    form = {"csrf": csrf_of(client), "action": "approve", "next": "/review"}
     assert client.post(f"/behaviors/{ids['behavior_draw_a_figure']}/decide", data=form).status_code == 200
     assert memory.handbook.get("behavior_draw_a_figure").status == BehaviorStatus.ACTIVE
     assert "behavior_draw_a_figure" not in names("/review")

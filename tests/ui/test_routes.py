@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ui_seed import MARKUP, client_for
+from ui_seed import MARKUP, client_for, csrf_of
 
 from behavior_memory.errors import MissingDependencyError
 from behavior_memory.types import BehaviorStatus
@@ -16,13 +16,6 @@ from behavior_memory.types import BehaviorStatus
 @pytest.fixture(scope="module")
 def client(seeded):
     return client_for(seeded.memory)
-
-
-def csrf_of(client) -> str:
-    client.get("/")
-    token = client.cookies.get("bmem_csrf")
-    assert token and len(token) >= 32
-    return token
 
 
 def test_every_page_renders(client, seeded):
@@ -198,7 +191,7 @@ def test_the_csrf_cookie_is_samesite_strict_and_httponly(fresh):
 
 def test_read_only_serves_no_write_route(fresh):
     client = client_for(fresh.memory, read_only=True)
-    token = csrf_of(client)
+    token = "any: no write route is there to check it"
     key = fresh.ids["behavior_draw_a_figure"]
     r = client.post(f"/behaviors/{key}/decide", data={"csrf": token, "action": "approve"})
     assert r.status_code in (404, 405)
@@ -322,7 +315,7 @@ def test_any_store_through_the_contract(tmp_path):
     assert "page 3 of 3" in client.get("/?size=3&page=77").text
     for url in ("/review", "/traces?outcome=failure", f"/traces/{ids['trace2']}", "/plots", "/?pinned=yes&text=count"):
         assert client.get(url).status_code == 200, url
-    form = {"csrf": client.cookies.get("bmem_csrf"), "action": "approve"}
+    form = {"csrf": csrf_of(client), "action": "approve"}
     client.post(f"/behaviors/{ids['behavior_draw_a_figure']}/decide", data=form)
     assert memory.handbook.get("behavior_draw_a_figure").status == BehaviorStatus.ACTIVE
 
@@ -412,3 +405,13 @@ def test_moved_counters_reorder_the_table_after_a_refresh(fresh):
     columns = browser.columns.get("default")
     i = columns.ids.index(fresh.ids["behavior_draw_a_figure"])
     assert columns.rows[columns.ids[i]][6:10] == (50, 50, 0, 0)
+
+
+def test_a_planted_csrf_cookie_is_worth_nothing(fresh):
+    """A page on another local port can set a cookie for 127.0.0.1; without the server's key it forges no token."""
+    client = client_for(fresh.memory)
+    client.cookies.set("bmem_csrf", "p" * 43)
+    key = fresh.ids["behavior_draw_a_figure"]
+    r = client.post(f"/behaviors/{key}/decide", data={"csrf": "p" * 43, "action": "approve"})
+    assert r.status_code == 403
+    assert fresh.memory.handbook.get(key).status == BehaviorStatus.CANDIDATE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,10 @@ def client_for(memory: BehaviorMemory, **kwargs: Any) -> Any:
 
     # The Host check answers only to local names: TestClient's default "testserver" is refused.
     return TestClient(create_app(memory, **kwargs), base_url="http://127.0.0.1:8765")
+
+
+def csrf_of(client) -> str:
+    """The form token of the client's CSRF cookie, as the pages carry it."""
+    html = client.get("/review").text
+    assert len(client.cookies.get("bmem_csrf") or "") >= 32
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)

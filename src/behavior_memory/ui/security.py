@@ -4,8 +4,9 @@
   a page elsewhere cannot reach the UI through a DNS name that resolves to 127.0.0.1 (rebinding).
 - Token: bound to anything else, every request carries the token (``Authorization: Bearer``, or once
   as ``?token=``, which sets an HttpOnly, SameSite=Strict cookie and redirects to the bare address).
-- Writes (POST only): the form's ``csrf`` field must equal the ``bmem_csrf`` cookie (SameSite=Strict,
-  set on the first page), and a browser's ``Origin`` and ``Sec-Fetch-Site`` must say the same site.
+- Writes (POST only): the form's ``csrf`` field must be the server's HMAC of the ``bmem_csrf`` cookie
+  (SameSite=Strict, set on the first page), so a cookie planted by a page on another local port is
+  worth nothing; and a browser's ``Origin`` and ``Sec-Fetch-Site`` must name this very origin.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class Guardrails:
     local_only: bool = True
     secure_cookies: bool = False
     extra_hosts: frozenset[str] = field(default_factory=frozenset)
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)  # signs the CSRF tokens
+
+    def csrf_for(self, cookie: str) -> str:
+        """The form token that goes with this CSRF cookie."""
+        return hmac.new(self.secret, cookie.encode(), "sha256").hexdigest()
 
 
 def _host_name(host_header: str) -> str:
@@ -79,9 +85,12 @@ class GuardrailsMiddleware(BaseHTTPMiddleware):
             cookie = request.cookies.get(TOKEN_COOKIE, "")
             if not any(hmac.compare_digest(c.encode(), g.token.encode()) for c in (bearer, cookie) if c):
                 return Response("this UI needs its access token: open the address `bmem ui` printed\n", 401)
-        csrf = request.cookies.get(CSRF_COOKIE)
-        fresh = csrf is None or len(csrf) < 32
-        request.state.csrf = secrets.token_urlsafe(32) if fresh else csrf
+        cookie = request.cookies.get(CSRF_COOKIE) or ""
+        fresh = len(cookie) < 32
+        if fresh:
+            cookie = secrets.token_urlsafe(32)
+        request.state.csrf = g.csrf_for(cookie)
+        request.state.guardrails = g
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -92,9 +101,7 @@ class GuardrailsMiddleware(BaseHTTPMiddleware):
             "frame-ancestors 'none'",
         )
         if fresh:
-            response.set_cookie(
-                CSRF_COOKIE, request.state.csrf, httponly=True, samesite="strict", secure=g.secure_cookies
-            )
+            response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="strict", secure=g.secure_cookies)
         return response
 
 
@@ -109,6 +116,7 @@ async def checked_form(request: Request) -> FormData:
     form = await request.form()
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = form.get("csrf")
-    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), cookie.encode()):
+    g: Guardrails = request.state.guardrails
+    if not cookie or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), g.csrf_for(cookie).encode()):
         raise HTTPException(403, "refused: the form's CSRF token is missing or stale (reload the page and try again)")
     return form
