@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -415,3 +416,47 @@ def test_a_planted_csrf_cookie_is_worth_nothing(fresh):
     r = client.post(f"/behaviors/{key}/decide", data={"csrf": "p" * 43, "action": "approve"})
     assert r.status_code == 403
     assert fresh.memory.handbook.get(key).status == BehaviorStatus.CANDIDATE
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "contract"])
+def test_active_over_time_follows_the_status_histories(tmp_path, backend):
+    from datetime import datetime
+
+    from ui_seed import memory_at
+
+    from behavior_memory import BehaviorMemory
+    from behavior_memory.config.settings import load_config_text
+    from behavior_memory.store.in_memory import InMemoryStore
+    from behavior_memory.types import Behavior, utcnow
+
+    if backend == "sqlite":
+        memory = memory_at(tmp_path)
+    else:
+        config = load_config_text("embeddings:\n  provider: none\n", base_dir=tmp_path)
+        memory = BehaviorMemory(config, store=InMemoryStore())
+
+    def at(day: int) -> datetime:
+        return datetime(2026, 3, day, 12, tzinfo=UTC)
+
+    def move(day: int, before: str, after: str) -> dict[str, str]:
+        return {"at": at(day).isoformat(), "from": before, "to": after, "by": "test", "reason": "test"}
+
+    def put(name: str, day: int, status: str, *moves: dict[str, str]) -> None:
+        added = {"at": at(day).isoformat(), "by": "test", "reason": "added"}
+        history = {"history": [added, *moves]}
+        b = Behavior(name=name, instruction=f"Do {name}.", status=status, created_at=at(day), metadata=history)
+        memory.store.put_behavior(b)
+
+    put("behavior_one", 1, "active", move(2, "candidate", "active"))
+    put("behavior_two", 1, "active")
+    put("behavior_three", 2, "archived", move(3, "candidate", "active"), move(4, "active", "archived"))
+    browser = client_for(memory).app.state.ui.browser
+    assert browser.minted_per_day("default") == [
+        ("2026-03-01", 2, 1),
+        ("2026-03-02", 3, 2),
+        ("2026-03-03", 3, 3),
+        ("2026-03-04", 3, 2),
+    ]
+    memory.handbook.quarantine("behavior_two", reason="suspicious", by="test")  # today: one fewer active
+    assert browser.minted_per_day("default")[-1] == (utcnow().date().isoformat(), 3, 1)
+    memory.close()

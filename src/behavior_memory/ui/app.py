@@ -75,9 +75,10 @@ def create_app(
     app.state.ui = UIState(memory=memory, browser=browser, read_only=read_only, results=list(results))
 
     def warm() -> None:
-        """Read the default namespace's columns now, not on the first page (a second or so at 100k behaviors)."""
+        """Read the default namespace's columns and status changes now, not on the first page (seconds at 100k)."""
         try:
             browser.columns.get(memory.namespace)
+            browser.growth.per_day(memory.namespace)
         except Exception:  # the first page reads them again, and reports what fails there
             log.debug("reading the columns ahead failed", exc_info=True)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +34,9 @@ if TYPE_CHECKING:
 
     from .row_readers import Row, RowReader
 
-__all__ = ["ACTIVE_CODE", "ColumnCache", "Columns"]
+__all__ = ["ColumnCache", "Columns"]
 
 _STATUS = {s.value: i for i, s in enumerate(BehaviorStatus)}
-#: The code of ``active`` in ``Columns.status``.
-ACTIVE_CODE = _STATUS[BehaviorStatus.ACTIVE.value]
 _COUNTERS = ("shown", "cited", "helped", "hurt")
 
 
@@ -69,7 +66,6 @@ class Columns:
         self.keys["updated"] = _rank([r[11] for r in rows])
         self.name_rank = _rank(self.names)
         self._orders: dict[str, npt.NDArray[np.intp]] = {}
-        self._per_day: list[tuple[str, int, int]] | None = None
 
     def _counters_from(self, rows: list[Row]) -> None:
         """The counter columns and the scores derived from them (rows in the order of ``ids``)."""
@@ -100,17 +96,6 @@ class Columns:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def per_day(self) -> list[tuple[str, int, int]]:
-        """``(day, minted that day, of them active now)`` per day a behavior was created, computed once."""
-        if self._per_day is None:
-            days: Counter[str] = Counter()
-            active: Counter[str] = Counter()
-            for created, status in zip(self.created, self.status.tolist(), strict=True):
-                days[created[:10]] += 1
-                active[created[:10]] += status == ACTIVE_CODE
-            self._per_day = [(d, days[d], active[d]) for d in sorted(days)]
-        return self._per_day
 
     def order(self, sort: str) -> npt.NDArray[np.intp]:
         """Row indices in the sort's order (descending; ties, and ``name``, by name), computed once."""

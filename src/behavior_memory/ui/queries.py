@@ -20,6 +20,7 @@ from ..errors import NotFoundError
 from ..store.base import HandbookStore
 from ..types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Trace
 from .columns import ColumnCache
+from .growth import Growth
 from .row_readers import SQLiteRows, StoreRows, read_only
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class _ColumnsBrowser:
     """What both browsers share: behaviors filtered, sorted and counted on the columns in memory."""
 
     columns: ColumnCache
+    growth: Growth
 
     def _by_ids(self, namespace: str, ids: list[str]) -> list[Behavior]:
         raise NotImplementedError
@@ -121,7 +123,7 @@ class _ColumnsBrowser:
         return self.columns.get(namespace).topic_list[:500]
 
     def minted_per_day(self, namespace: str) -> list[tuple[str, int, int]]:
-        return self.columns.get(namespace).per_day()
+        return self.growth.per_day(namespace)
 
     def most_cited(self, namespace: str, limit: int) -> list[tuple[str, int, int]]:
         columns = self.columns.get(namespace)
@@ -138,7 +140,9 @@ class SQLiteBrowser(_ColumnsBrowser):
     def __init__(self, store: SQLiteStore) -> None:
         self.path = store.path
         self._local = threading.local()
-        self.columns = ColumnCache(store, SQLiteRows(store.path))
+        reader = SQLiteRows(store.path)
+        self.columns = ColumnCache(store, reader)
+        self.growth = Growth(store, reader, self.columns)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -212,6 +216,7 @@ class ContractBrowser(_ColumnsBrowser):
         self.store = store
         # No cheap "did anything change" here: counters are read again at most every 30 s of browsing.
         self.columns = ColumnCache(store, StoreRows(store), max_age_s=30.0)
+        self.growth = Growth(store, StoreRows(store), self.columns)
 
     def _by_ids(self, namespace: str, ids: list[str]) -> list[Behavior]:
         found = []

@@ -25,15 +25,13 @@ _TOP_CITED = 20
 def _growth(days: list[tuple[str, int, int]]) -> Markup | None:
     if not days:
         return None
-    minted, active, m, a = [], [], 0, 0
-    for _, n, n_active in days:
-        m, a = m + n, a + n_active
-        minted.append(float(m))
-        active.append(float(a))
     xs = [float(i) for i in range(len(days))]
     return charts.lines(
-        "behaviors minted over time, and how many of them are active now",
-        [charts.Series("minted (total)", xs, minted), charts.Series("active now", xs, active)],
+        "behaviors minted, and active, at the end of each day",
+        [
+            charts.Series("minted (total)", xs, [float(m) for _, m, _ in days]),
+            charts.Series("active", xs, [float(a) for _, _, a in days]),
+        ],
         x_labels=[d for d, _, _ in days],
     )
 

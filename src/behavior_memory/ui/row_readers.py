@@ -16,9 +16,11 @@ from typing import Any, Protocol
 from ..store.base import ChangeFeed, HandbookStore
 from ..types import Behavior
 
-__all__ = ["Row", "RowReader", "SQLiteRows", "StoreRows", "read_only"]
+__all__ = ["Change", "Row", "RowReader", "SQLiteRows", "StoreRows", "read_only"]
 
 Row = tuple[Any, ...]
+#: One recorded change of status: ``(behavior id, day "YYYY-MM-DD", from, to)``.
+Change = tuple[str, str, str | None, str]
 _SELECT = (
     "SELECT id, name, instruction, topic, status, pinned, shown, cited, helped, hurt, created_at, updated_at "
     "FROM behaviors WHERE namespace = ?"
@@ -28,6 +30,7 @@ _SELECT = (
 class RowReader(Protocol):
     def rows(self, namespace: str, ids: Collection[str] | None = None) -> list[Row]: ...
     def counters(self, namespace: str) -> list[Row] | None: ...
+    def status_changes(self, namespace: str, ids: Collection[str] | None = None) -> list[Change]: ...
     def data_version(self) -> int | None: ...
     def close(self) -> None: ...
 
@@ -72,6 +75,23 @@ class SQLiteRows:
         finally:
             conn.close()
 
+    def status_changes(self, namespace: str, ids: Collection[str] | None = None) -> list[Change]:
+        """Every recorded change of status, read out of the histories by SQLite's JSON functions."""
+        sql = (
+            "SELECT b.id, substr(json_extract(h.value, '$.at'), 1, 10), json_extract(h.value, '$.from'), "
+            "json_extract(h.value, '$.to') FROM behaviors AS b, json_each(b.metadata, '$.history') AS h "
+            "WHERE b.namespace = ? AND json_extract(h.value, '$.to') IS NOT NULL"
+        )
+        params = [namespace]
+        if ids is not None:
+            sql += f" AND b.id IN ({', '.join('?' * len(ids))})"
+            params += list(ids)
+        conn = read_only(self.path)
+        try:
+            return [(r[0], r[1], r[2], r[3]) for r in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
     def data_version(self) -> int | None:
         with self._lock:  # changes whenever another connection commits to the file (counters too)
             return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
@@ -96,6 +116,16 @@ class StoreRows:
 
     def counters(self, namespace: str) -> list[Row] | None:
         return None  # the contract reads whole behaviors: ``rows`` then
+
+    def status_changes(self, namespace: str, ids: Collection[str] | None = None) -> list[Change]:
+        wanted = None if ids is None else set(ids)
+        return [
+            (b.id, str(h.get("at", ""))[:10], h.get("from"), str(h["to"]))
+            for b in self.store.list_behaviors(namespace)
+            if wanted is None or b.id in wanted
+            for h in b.metadata.get("history", [])
+            if isinstance(h, dict) and h.get("to")
+        ]
 
     def data_version(self) -> int | None:
         return None
