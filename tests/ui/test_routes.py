@@ -8,6 +8,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 from ui_seed import MARKUP, client_for, csrf_of
 
 from behavior_memory.errors import MissingDependencyError
@@ -460,3 +461,23 @@ def test_active_over_time_follows_the_status_histories(tmp_path, backend):
     memory.handbook.quarantine("behavior_two", reason="suspicious", by="test")  # today: one fewer active
     assert browser.minted_per_day("default")[-1] == (utcnow().date().isoformat(), 3, 1)
     memory.close()
+
+
+def test_bmem_ui_plots_the_results_folder_by_default(monkeypatch, tmp_path):
+    import uvicorn
+    from click.testing import CliRunner
+
+    from behavior_memory.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "b.jsonl").write_text("")
+    (tmp_path / "results" / "a.jsonl").write_text("")
+    (tmp_path / "results" / "notes.txt").write_text("")
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
+    assert CliRunner().invoke(cli, ["ui"], catch_exceptions=False).exit_code == 0
+    assert [p.name for p in seen["app"].state.ui.results] == ["a.jsonl", "b.jsonl"]
+    html = TestClient(seen["app"], base_url="http://127.0.0.1:8765").get("/plots").text
+    assert "a.jsonl" in html and "Traceback" not in html
