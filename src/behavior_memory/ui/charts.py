@@ -80,6 +80,8 @@ def lines(title: str, series: Sequence[Series], *, x_labels: Sequence[str] | Non
     xs = [x for s in series for x in s.xs] or [0.0]
     ys = [y for s in series for y in s.ys] or [0.0]
     x_lo, x_hi = min(xs), max(xs)
+    if x_lo == x_hi:  # one day alone sits in the middle, under its label
+        x_lo, x_hi = x_lo - 1, x_hi + 1
     y_hi = max(max(ys), 1.0)
     x0, xk = _scale(x_lo, x_hi, _LEFT, _W - _RIGHT)
     _, yk = _scale(0.0, y_hi, _TOP, _H - _BOTTOM)
