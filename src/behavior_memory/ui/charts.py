@@ -32,7 +32,7 @@ class Series:
 
 
 def _fmt(value: float) -> str:
-    if abs(value) >= 1000:
+    if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
 
@@ -127,8 +127,17 @@ def bars(title: str, items: Sequence[tuple[str, float]], *, unit: str = "") -> M
     )
 
 
-def points(title: str, series: Sequence[Series], *, y_lo: float = 0.0, y_hi: float = 1.0) -> Markup:
-    """Points with vertical intervals (accuracy with its 95% interval against mean output tokens)."""
+def points(
+    title: str,
+    series: Sequence[Series],
+    *,
+    y_lo: float = 0.0,
+    y_hi: float = 1.0,
+    x_title: str = "",
+    y_title: str = "",
+) -> Markup:
+    """Points joined in order, with vertical intervals (accuracy with its 95% interval against mean
+    output tokens, one point per budget: ``bmem eval plot``'s left panel)."""
     xs = [x for s in series for x in s.xs] or [0.0]
     pad = (max(xs) - min(xs)) * 0.08 or 1.0
     x_lo, x_hi = min(xs) - pad, max(xs) + pad
@@ -139,8 +148,13 @@ def points(title: str, series: Sequence[Series], *, y_lo: float = 0.0, y_hi: flo
     def at(x: float, y: float) -> tuple[float, float]:
         return _LEFT + (x - x0) * xk, _H - _BOTTOM - (y - y_lo) * yk
 
+    x_at, y_at = _W - _RIGHT, _H - _BOTTOM - 6
+    body.append(f'<text x="{x_at}" y="{y_at}" text-anchor="end" font-size="10">{escape(x_title)}</text>')
+    body.append(f'<text x="{_LEFT + 6}" y="{_TOP + 10}" font-size="10">{escape(y_title)}</text>')
     for i, s in enumerate(series):
         color = _COLORS[i % len(_COLORS)]
+        joined = " ".join(f"{px:.1f},{py:.1f}" for px, py in (at(x, y) for x, y in zip(s.xs, s.ys, strict=True)))
+        body.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{joined}"/>')
         for j, (x, y) in enumerate(zip(s.xs, s.ys, strict=True)):
             px, py = at(x, y)
             if s.lows is not None and s.highs is not None:

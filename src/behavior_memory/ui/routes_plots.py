@@ -63,7 +63,14 @@ def eval_figures(path: Path) -> dict[str, Any]:
     return {
         "name": path.name,
         "n": sum(s.n for s in summaries),
-        "accuracy": charts.points(f"{path.name}: accuracy vs mean output tokens", scatter) if scatter else None,
+        "accuracy": charts.points(
+            f"{path.name}: accuracy vs mean output tokens (labels: budget)",
+            scatter,
+            x_title="mean output tokens",
+            y_title="accuracy (95% Wilson interval)",
+        )
+        if scatter
+        else None,
         "tokens": charts.bars(f"{path.name}: mean output tokens", token_bars) if token_bars else None,
         "summaries": summaries,
     }
