@@ -77,6 +77,8 @@ def test_train_twin_serve_answer_and_compare(vllm_server, exported, tmp_path, mo
         meta = json.loads((folder / "bmem-sft.json").read_text())
         assert meta["steps"] == 1 and meta["train_records"] == 4 and meta["eval_records"] == 1
         assert meta["eval_loss"] > 0
+        # trained and saved with the tool-aware template the base is served with
+        assert (folder / "chat_template.jinja").read_text() == embedded.chat_template_path().read_text()
         config = json.loads((folder / "config.json").read_text())
         assert config["architectures"] == ["LlamaForCausalLM"] and config["dtype"] == "bfloat16"
     assert json.loads((models / "bc-plain" / "bmem-sft.json").read_text())["records"].endswith("bc_sft.plain.jsonl")

@@ -309,3 +309,17 @@ def test_serve_print_names_the_trained_folder_and_its_served_name(tmp_path, monk
     assert result.exit_code == 0, result.output
     assert f"--model {tmp_path / 'bc'} " in result.output and "--served-model-name bc-sft" in result.output
     assert "--chat-template" not in result.output  # the folder's own template (saved by `bmem sft train`)
+
+
+def test_chat_template_choice(tmp_path, monkeypatch):
+    from behavior_memory.cli.sft_cmd import _chat_template
+    from behavior_memory.serving import embedded
+
+    monkeypatch.setenv("BMEM_CACHE_DIR", str(tmp_path / "cache"))
+    smol = embedded.model_dir(embedded.cache_dir())
+    smol.mkdir(parents=True)
+    assert _chat_template(None, smol) == embedded.chat_template_path().read_text()
+    assert _chat_template(None, _base(tmp_path)) is None
+    own = tmp_path / "t.jinja"
+    own.write_text("{{ messages }}")
+    assert _chat_template(str(own), smol) == "{{ messages }}"

@@ -108,6 +108,21 @@ def default_base() -> Path:
     return path
 
 
+def _chat_template(path: str | Path | None, base: Path) -> str | None:
+    """The template text to train and save with: the given file, else the tool-aware one for the embedded
+    SmolLM2 (what `bmem serve` gives the base, so a trained folder takes tool calls too), else None."""
+    from ..serving import embedded
+
+    if path is None and base.resolve() == embedded.model_dir(embedded.cache_dir()).resolve():
+        path = embedded.chat_template_path()
+    if path is None:
+        return None
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--chat-template") from exc
+
+
 @sft.command()
 @click.argument("records", type=click.Path(path_type=Path))
 @click.option(
@@ -117,6 +132,9 @@ def default_base() -> Path:
 @click.option("--twin", is_flag=True, help="Also train the plain-SFT twin (same questions, plain answers).")
 @click.option("--plain-records", type=click.Path(path_type=Path), help="The twin's records [RECORDS.plain.jsonl].")
 @click.option("--plain-out", type=click.Path(path_type=Path), help="The twin's folder [OUT-plain].")
+@click.option(
+    "--chat-template", type=click.Path(dir_okay=False), help="Jinja file to train and save with [sft.chat_template]."
+)
 @click.option("--method", type=click.Choice(["lora", "full"]), help="LoRA (PEFT) or full fine-tuning [sft.method].")
 @click.option("--epochs", type=float, help="Passes over the records [sft.epochs].")
 @click.option("--max-steps", type=int, help="Stop after N optimizer steps [sft.max_steps].")
@@ -166,6 +184,7 @@ def train(
     base_dir = base or (Path(settings.base).expanduser() if settings.base else default_base())
     common: dict[str, Any] = {
         "base": base_dir,
+        "chat_template": _chat_template(settings.chat_template, base_dir),
         "settings": settings,
         "overwrite": overwrite,
         "resume": not fresh,

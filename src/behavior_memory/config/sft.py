@@ -18,6 +18,11 @@ class SFTConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base: str | None = Field(default=None, description="Local Hugging Face folder of the causal LM to fine-tune.")
+    chat_template: str | None = Field(
+        default=None,
+        description="Jinja file used in training and saved with the model; default: the base's own "
+        "(the embedded SmolLM2 gets the tool-aware template `bmem serve` uses).",
+    )
     method: Literal["lora", "full"] = Field(default="lora", description="LoRA through PEFT, or full fine-tuning.")
     epochs: float = Field(default=3.0, gt=0, description="Passes over the training records.")
     max_steps: int | None = Field(default=None, gt=0, description="Stop after this many optimizer steps.")

@@ -111,7 +111,13 @@ def _dtypes(torch: Any, choice: str, base: Path) -> tuple[Any, Any, bool]:
 
 
 def _trainer(
-    base: Path, work: Path, train: list[Record], held: list[Record], settings: SFTConfig, progress: bool
+    base: Path,
+    work: Path,
+    train: list[Record],
+    held: list[Record],
+    settings: SFTConfig,
+    progress: bool,
+    chat_template: str | None,
 ) -> tuple[Any, Any, Any]:
     torch = require("torch", "sft", what="bmem sft train")
     transformers = require("transformers", "sft", what="bmem sft train")
@@ -121,6 +127,8 @@ def _trainer(
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(base), local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if chat_template:  # trained and saved with the template it will be served with
+        tokenizer.chat_template = chat_template
     if not getattr(tokenizer, "chat_template", None):
         raise InvalidInputError(f"{base}'s tokenizer has no chat template; the records are chat messages")
     model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=train_dtype, local_files_only=True)
@@ -211,12 +219,16 @@ def train_records(
     out: Path,
     settings: SFTConfig,
     source: str = "",
+    chat_template: str | None = None,
     overwrite: bool = False,
     resume: bool = True,
     keep_checkpoints: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Fine-tune ``base`` on ``records`` and save the merged model as a Hugging Face folder at ``out``."""
+    """Fine-tune ``base`` on ``records`` and save the merged model as a Hugging Face folder at ``out``.
+
+    ``chat_template`` (Jinja text) replaces the base tokenizer's template for training and in the output.
+    """
     if not records:
         raise InvalidInputError("no training records")
     base, out = Path(base), Path(out)
@@ -227,7 +239,7 @@ def train_records(
     train, held = split_records(records, settings.eval_fraction, settings.seed)
     work = checkpoint_dir(out)
     resumed = _prepare_work(work, _fingerprint(records, base, settings), resume=resume)
-    trainer, tokenizer, saved_dtype = _trainer(base, work, train, held, settings, progress)
+    trainer, tokenizer, saved_dtype = _trainer(base, work, train, held, settings, progress, chat_template)
     logger.info("training %s (%s, %s) on %d records%s", base, architecture, settings.method, len(train),
                 f", resuming from {resumed}" if resumed else "")  # fmt: skip
     started = time.monotonic()
