@@ -28,7 +28,8 @@ def _bad_sort(request: Request) -> str:
     raise HTTPException(400, f"unknown sort {request.query_params['sort'][:40]!r}; one of {', '.join(_SORTS)}")
 
 
-_UTILITY_TRACES = 1000  # the latest traces read to measure a behavior's utility
+_UTILITY_TRACES = 1000  # the latest traces looked at to measure a behavior's utility
+_UTILITY_READ = 300  # of those that chose it, the latest read with their steps (the token effect needs them)
 
 
 def _row(b: Behavior) -> dict[str, Any]:
@@ -79,11 +80,13 @@ def _utility(request: Request, b: Behavior) -> Any:
     memory = state(request).memory
     listed = memory.store.list_traces(b.namespace, limit=_UTILITY_TRACES)
     chose = [
-        t for t in listed if WITHHELD_KEY in t.metadata and (b.name in t.shown or b.name in t.metadata[WITHHELD_KEY])
+        t
+        for t in listed
+        if isinstance(held := t.metadata.get(WITHHELD_KEY), list) and (b.name in t.shown or b.name in held)
     ]
     if not chose:
         return None
-    traces = [memory.store.get_trace(t.id) for t in chose]
+    traces = [memory.store.get_trace(t.id) for t in chose[:_UTILITY_READ]]
     samples = memory.config.curation.lifecycle.utility_min_samples
     return estimate_utility(traces, min_samples=samples).get(b.name)
 
