@@ -160,7 +160,7 @@ def test_output_and_disk_checks(tmp_path, monkeypatch):
 
 
 class _FakeModel:
-    def __init__(self, fail: OSError | None = None) -> None:
+    def __init__(self, fail: Exception | None = None) -> None:
         self.fail = fail
         self.config = SimpleNamespace(use_cache=False)
 
@@ -188,6 +188,13 @@ def test_a_full_disk_while_saving_leaves_no_folder_and_no_temporary(tmp_path):
     with pytest.raises(BehaviorMemoryError, match="No space left"):
         _save(trainer, _FakeTokenizer(), None, out, {}, overwrite=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_serializer_error_while_saving_also_leaves_nothing_behind(tmp_path):
+    trainer = SimpleNamespace(model=_FakeModel(RuntimeError("Error while serializing: IoError(No space left)")))
+    with pytest.raises(BehaviorMemoryError, match="No space left"):
+        _save(trainer, _FakeTokenizer(), None, tmp_path / "model", {}, overwrite=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_overwrite_keeps_the_old_model_and_a_good_one_replaces_it(tmp_path):

@@ -67,12 +67,13 @@ def checkpoint_dir(out: Path) -> Path:
     return out.with_name(out.name + ".checkpoints")
 
 
-def _fingerprint(records: Sequence[Record], base: Path, settings: SFTConfig) -> str:
+def _fingerprint(records: Sequence[Record], base: Path, settings: SFTConfig, chat_template: str | None) -> str:
     digest = hashlib.sha256()
     for r in records:
         digest.update(json.dumps(r.as_trl(), sort_keys=True).encode())
     digest.update(str(base.resolve()).encode())
     digest.update(settings.model_dump_json().encode())
+    digest.update((chat_template or "").encode())
     return digest.hexdigest()
 
 
@@ -195,11 +196,13 @@ def _save(trainer: Any, tokenizer: Any, saved_dtype: Any, out: Path, meta: dict[
             old = out.with_name(f"{out.name}.old-{secrets.token_hex(4)}")
             os.replace(out, old)
         os.replace(tmp, out)
-    except OSError as exc:
+    except BaseException as exc:  # safetensors reports a full disk as its own error, not an OSError
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not out.exists():
             os.replace(old, out)
-        raise BehaviorMemoryError(f"saving the trained model to {out} failed: {exc}") from exc
+        if isinstance(exc, Exception):
+            raise BehaviorMemoryError(f"saving the trained model to {out} failed: {exc}") from exc
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -238,7 +241,7 @@ def train_records(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only: never reach for a model hub
     train, held = split_records(records, settings.eval_fraction, settings.seed)
     work = checkpoint_dir(out)
-    resumed = _prepare_work(work, _fingerprint(records, base, settings), resume=resume)
+    resumed = _prepare_work(work, _fingerprint(records, base, settings, chat_template), resume=resume)
     trainer, tokenizer, saved_dtype = _trainer(base, work, train, held, settings, progress, chat_template)
     logger.info("training %s (%s, %s) on %d records%s", base, architecture, settings.method, len(train),
                 f", resuming from {resumed}" if resumed else "")  # fmt: skip
