@@ -311,10 +311,13 @@ def test_serve_print_names_the_trained_folder_and_its_served_name(tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(server, "has_nvidia_gpu", lambda: False)
-    args = ["serve", "--print", "--model", str(tmp_path / "bc"), "--served-model-name", "bc-sft", "--port", "8123"]
+    (tmp_path / "models" / "bc").mkdir(parents=True)
+    args = ["serve", "--print", "--model", "models/bc", "--served-model-name", "bc-sft", "--port", "8123"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert f"--model {tmp_path / 'bc'} " in result.output and "--served-model-name bc-sft" in result.output
+    # absolute: the server's working directory is the cache folder, where models/bc means nothing
+    assert f"--model {(tmp_path / 'models' / 'bc').resolve()} " in result.output
+    assert "--served-model-name bc-sft" in result.output
     assert "--chat-template" not in result.output  # the folder's own template (saved by `bmem sft train`)
 
 

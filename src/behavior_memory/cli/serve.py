@@ -35,6 +35,8 @@ def serve(
     Returns once the server answers, printing its URL and model name; `--stop` stops it.
     """
     cfg = obj.config().serve
+    if model and Path(model).expanduser().exists():  # the server runs elsewhere (cwd = the cache folder)
+        model = str(Path(model).expanduser().resolve())
     chosen = {"port": port, "model": model, "served_model_name": served_model_name}
     updates = {k: v for k, v in chosen.items() if v is not None}
     if updates:

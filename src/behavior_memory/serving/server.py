@@ -279,8 +279,11 @@ def start(cfg: ServeConfig, *, foreground: bool = False, cache_dir: Path | None 
                 template: Path | None = embedded.chat_template_path()
                 env_extra.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
             else:
-                model_dir, template = Path(cfg.model), None
-                if not model_dir.exists():
+                model_dir, template = Path(cfg.model).expanduser(), None
+                if model_dir.exists():  # a local folder (e.g. from `bmem sft train`): absolute, since cwd moves
+                    model_dir = model_dir.resolve()
+                    env_extra.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+                else:
                     model_dir = Path(cfg.model)  # an HF id: vLLM resolves it (needs the hub)
             cmd = build_cpu_command(cfg, python, model_dir, template)
             env_extra.setdefault("VLLM_CPU_KVCACHE_SPACE", os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
