@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import NotFoundError
-from ..store.base import HandbookStore
+from ..store.base import ChangeFeed, HandbookStore
 from ..types import Behavior, BehaviorStatus, Outcome, ReflectionStatus, Trace
 from .columns import ColumnCache
 from .growth import Growth
@@ -219,6 +219,12 @@ class ContractBrowser(_ColumnsBrowser):
         self.growth = Growth(store, StoreRows(store), self.columns)
 
     def _by_ids(self, namespace: str, ids: list[str]) -> list[Behavior]:
+        if not ids:
+            return []
+        if isinstance(self.store, ChangeFeed):  # one query for the page (PostgreSQL: no round trip per row)
+            rows = self.store.retrieval_rows(namespace, ids=ids)
+            by_id = {b.id: b for b in map(rows.materialize, rows.records)}
+            return [by_id[i] for i in ids if i in by_id]
         found = []
         for key in ids:
             try:
