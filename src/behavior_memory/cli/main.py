@@ -45,7 +45,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Walk the review queue: approve, reject, edit or quarantine what waits.",
     ),
     "serve": ("serve", "serve", "Serve the model: vLLM on a GPU, or the embedded CPU build with SmolLM2-135M."),
-    "sft": ("sft_cmd", "sft", "Fine-tuning data from behavior-conditioned answers (the paper's BC-SFT)."),
+    "sft": (
+        "sft_cmd",
+        "sft",
+        "Behavior-conditioned fine-tuning (the paper's BC-SFT): export the records, train a model and its twin.",
+    ),
     "store": ("store_cmd", "store", "Migrate a handbook's schema, or copy a handbook between SQLite and PostgreSQL."),
     "traces": ("traces", "traces", "Inspect recorded traces."),
     "ui": ("ui_cmd", "ui", "A local web app: the handbook, the review queue, traces and plots."),

@@ -22,7 +22,7 @@ __all__ = ["sft"]
 
 @click.group()
 def sft() -> None:
-    """Fine-tuning data from behavior-conditioned answers (the paper's BC-SFT)."""
+    """Behavior-conditioned fine-tuning (the paper's BC-SFT): export the records, train a model and its twin."""
 
 
 @sft.command()
