@@ -51,8 +51,11 @@ _EXPANSION_ADD = 128  # efConstruction: with ef_search 64, recall@5 0.98 at 100k
 _EXACT_TOPIC = 2_048  # a topic with at most this many behaviors is searched exactly
 _SERIAL_START = 2_048  # an index smaller than this grows one insert at a time
 # int8 walks, float16 re-scores: at 100k, recall@5 0.931 from the int8 top 5, 0.989 from its top 20
-# re-scored, at 0.21 ms against float16's 0.43 ms (bench/bench_retrieval.py's vectors, ef_search 64)
-_RESCORE = 20
+# re-scored, at 0.21 ms against float16's 0.43 ms (bench/bench_retrieval.py's vectors, ef_search 64).
+# A larger graph needs a wider walk for the same recall: at 1M, 0.974 at ef_search 64, 0.985 at 96
+# (top 40 re-scored; 0.46 ms and 0.57 ms for the bare index call on a busy machine).
+_RESCORE = 40
+_WIDEN_FROM = 500_000  # vectors from which the walk is half as wide again as retrieval.ann_ef_search
 _FORMAT = "i8"  # in the file name: an index saved in another layout is not loaded (it is rebuilt)
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
@@ -276,6 +279,7 @@ class AnnIndex:
         else:
             members, want = size, k
         while True:
+            self._widen(size)
             fetched = min(size, max(want, _RESCORE))
             found = self._lookup(self.index.search(query, fetched, threads=1), query, snapshot, topic_code)
             if len(found) >= k or fetched >= size:
@@ -283,6 +287,11 @@ class AnnIndex:
             if topic_code is not None and want >= 8 * k * -(-size // members):
                 return self._exact(query, snapshot, np.flatnonzero((topics == topic_code) & live))
             want = min(size, want * 4)
+
+    def _widen(self, size: int) -> None:
+        ef = self.settings.ef_search * 3 // 2 if size >= _WIDEN_FROM else self.settings.ef_search
+        if self.index.expansion_search != ef:  # the index grew past (or shrank below) the mark
+            self.index.expansion_search = ef
 
     def _lookup(
         self, matches: Any, query: npt.NDArray[np.float32], snapshot: Snapshot, topic_code: int | None
