@@ -65,7 +65,11 @@ class RetrievalConfig(BaseModel):
         'pip install "behavior-memory[ann]"); exact below it, and exact when usearch is not installed.',
     )
     ann_ef_search: int = Field(
-        default=64, ge=8, le=4096, description="HNSW candidate list per query: higher is closer to exact, slower."
+        default=64,
+        ge=8,
+        le=4096,
+        description="HNSW candidate list per query: higher is closer to exact, slower (half as large again "
+        "from 500,000 vectors, where the graph needs it for the same recall).",
     )
     ann_persist: bool = Field(
         default=True,
