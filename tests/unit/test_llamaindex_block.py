@@ -211,6 +211,7 @@ def test_the_adapter_exports_a_pinned_set_of_names():
         "choose_insert_method",
         "instrument",
         "instrumentation_for",
+        "search_behaviors_tool",
         "uninstrument",
         "wrap",
     }
