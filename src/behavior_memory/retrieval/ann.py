@@ -145,6 +145,10 @@ class _RowMap:
         if len(self.state[2]) > max(4096, self.state[0].shape[0] // 8):
             self._fold()
 
+    def compact(self) -> None:
+        if self.state[2]:
+            self._fold()
+
     def forget(self, keys: npt.NDArray[np.uint64]) -> None:
         self.state[2].update((key, -1) for key in keys.tolist())
 
@@ -241,6 +245,13 @@ class AnnIndex:
             self.half.put(keys, matrix)
             self.map_rows(rows, keys)
             self.changed_since_save += len(rows)
+
+    def compact(self) -> None:
+        """Sort what the writes of a build left in the row map's and the float16 copies' small dicts
+        (a query then looks keys up in sorted arrays only)."""
+        with self.lock:
+            self._row_of.compact()
+            self.half.compact()
 
     def remove(self, keys: npt.NDArray[np.uint64]) -> None:
         """Take these behaviors out (unknown keys are ignored)."""

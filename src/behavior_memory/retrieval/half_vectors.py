@@ -87,6 +87,12 @@ class HalfVectors:
         order = np.argsort(merged_keys, kind="stable")
         self.state = (merged_keys[order], merged[order], {})
 
+    def compact(self) -> None:
+        """Merge everything waiting (large batches and the recent dict) into the sorted arrays."""
+        self._settle()
+        if self.state[2]:
+            self._fold()
+
     def _settle(self) -> None:
         """Merge the large batches waiting, if any (the first read after an index build)."""
         if not self._bulk:
@@ -121,9 +127,7 @@ class HalfVectors:
     # --- files ---------------------------------------------------------------------------------
     def save(self, keys_path: Path, vectors_path: Path) -> None:
         """Write both files (each through a temporary file and a rename)."""
-        self._settle()
-        if self.state[2]:
-            self._fold()
+        self.compact()
         keys, base, _ = self.state
         for path, array in ((keys_path, keys), (vectors_path, base)):
             temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

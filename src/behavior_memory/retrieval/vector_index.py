@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,7 @@ class VectorSet:
                     part = slice(start, start + _BUILD_CHUNK)
                     chunk = data[part] if contiguous else data[rows[part]]
                     ann.add(rows[part], keys[part], chunk, threads=0)
+                ann.compact()  # the chunks' row map and vectors sorted once, before the first query
                 with self.lock:
                     for change in self._pending or []:
                         self._apply_ann(ann, *change)
@@ -320,6 +322,9 @@ class VectorSet:
                 for row, score in zip(rows[ok].tolist(), cosine_scores(matrix[ok], query).tolist(), strict=True):
                     best[row] = score
             found = [(r, s) for r, s in best.items() if s >= floor]
+            found.sort(key=itemgetter(1), reverse=True)
+            if len(found) > k:  # the k best and whatever ties the k-th, then ties broken by name
+                found = [item for item in found if item[1] >= found[k - 1][1]]
             found.sort(key=lambda item: (-item[1], snapshot.names[item[0]]))
             return found[:k]
         if exact is None:
