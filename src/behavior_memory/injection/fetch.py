@@ -8,18 +8,16 @@ stay out of the block and reach the task's trace as ``metadata["withheld"]``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 import weakref
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._threads import start_background
+from .budget import TimeBudget
 from .exposure import Exposure
 from .render import RenderedBlock
 from .tokens import count_tokens
@@ -87,10 +85,14 @@ class BlockFetcher:
         timeout_s: float | None = 2.0,
     ) -> None:
         self.memory = memory
-        self.k, self.topic, self.token_budget, self.timeout_s = k, topic, token_budget, timeout_s
-        self._pool: ThreadPoolExecutor | None = None
+        self.k, self.topic, self.token_budget = k, topic, token_budget
+        self._budget = TimeBudget(timeout_s, workers=4, thread_name="bmem-retrieve")
         if timeout_s is not None:
             self._warm_up()
+
+    @property
+    def timeout_s(self) -> float | None:
+        return self._budget.timeout_s
 
     def _warm_up(self) -> None:
         """Load the tokenizer now, and the embedder in the background, so the first task's budget
@@ -139,13 +141,8 @@ class BlockFetcher:
             self._note(namespace, ())
             return Fetched(_EMPTY, "empty", 0.0)
         try:
-            if self.timeout_s is None:
-                block, withheld = self._render(query, namespace)
-            else:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bmem-retrieve")
-                block, withheld = self._pool.submit(self._render, query, namespace).result(timeout=self.timeout_s)
-        except FutureTimeout:
+            block, withheld = self._budget.run(self._render, query, namespace)
+        except TimeoutError:
             return self._late(namespace, started)
         except Exception:
             return self._failed(namespace, started)
@@ -160,8 +157,8 @@ class BlockFetcher:
             self._note(namespace, ())
             return Fetched(_EMPTY, "empty", 0.0)
         try:
-            hits = await asyncio.wait_for(
-                self.memory.aretrieve(query, k=self.k, namespace=namespace, topic=self.topic), self.timeout_s
+            hits = await self._budget.arun(
+                self.memory.aretrieve(query, k=self.k, namespace=namespace, topic=self.topic)
             )
             shown, withheld = self._split(hits)
             block = self.memory.render(shown, token_budget=self.token_budget)

@@ -13,16 +13,14 @@ LlamaIndex ``FunctionTool`` and the MCP server's ``search_behaviors`` all come f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
+from .budget import TimeBudget
 
 if TYPE_CHECKING:
     from ..retrieval.base import ScoredBehavior
@@ -130,10 +128,14 @@ class BehaviorSearch:
         timeout_s: float | None = 5.0,
     ) -> None:
         self.memory = memory
-        self.topic, self.token_budget, self.timeout_s = topic, token_budget, timeout_s
+        self.topic, self.token_budget = topic, token_budget
         config = getattr(memory, "config", None)
         self.k: int = k or int(getattr(getattr(config, "retrieval", None), "k", 5) or 5)
-        self._pool: ThreadPoolExecutor | None = None
+        self._budget = TimeBudget(timeout_s, workers=2, thread_name="bmem-search")
+
+    @property
+    def timeout_s(self) -> float | None:
+        return self._budget.timeout_s
 
     def _result(self, hits: list[ScoredBehavior], started: float) -> SearchResult:
         block = self.memory.render(hits, token_budget=self.token_budget)
@@ -155,15 +157,9 @@ class BehaviorSearch:
         except InvalidInputError as exc:
             return SearchResult(f"Invalid search: {exc}", "invalid")
         try:
-            if self.timeout_s is None:
-                hits = self._retrieve(text, count, namespace)
-            else:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bmem-search")
-                future = self._pool.submit(self._retrieve, text, count, namespace)
-                hits = future.result(timeout=self.timeout_s)
+            hits = self._budget.run(self._retrieve, text, count, namespace)
             return self._result(hits, started)
-        except FutureTimeout:
+        except TimeoutError:
             return self._late(namespace, started)
         except Exception as exc:
             return self._failed(namespace, exc, started)
@@ -176,9 +172,7 @@ class BehaviorSearch:
         except InvalidInputError as exc:
             return SearchResult(f"Invalid search: {exc}", "invalid")
         try:
-            hits = await asyncio.wait_for(
-                self.memory.aretrieve(text, k=count, namespace=namespace, topic=self.topic), self.timeout_s
-            )
+            hits = await self._budget.arun(self.memory.aretrieve(text, k=count, namespace=namespace, topic=self.topic))
             return self._result(hits, started)
         except TimeoutError:
             return self._late(namespace, started)
@@ -197,6 +191,4 @@ class BehaviorSearch:
 
     def close(self) -> None:
         """Release the pool's threads (a hung retrieval is left to finish on its own)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._budget.close()
